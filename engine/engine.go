@@ -1,0 +1,455 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Config configures an [Engine]. The zero value has no limits.
+type Config struct {
+	// MaxChannels limits how many channels exist at once; zero means no
+	// limit.
+	MaxChannels int
+	// MaxSubscribers limits the subscriptions of all channels together;
+	// zero means no limit.
+	MaxSubscribers int
+	// MaxSubscribersPerChannel is the limit for channels whose
+	// [ChannelConfig.MaxSubscribers] is zero; zero means no limit.
+	MaxSubscribersPerChannel int
+	// Now is the clock; nil means time.Now. Tests use it to age history.
+	Now func() time.Time
+}
+
+// Engine is the in-memory publish/subscribe engine: named channels, their
+// subscriptions and histories, and counters. All methods are safe for
+// concurrent use.
+type Engine struct {
+	cfg Config
+
+	mu          sync.RWMutex
+	channels    map[string]*channel
+	subscribers map[string][]*Subscription // by subscriber name, oldest first
+	closed      bool
+
+	subCount  atomic.Int64 // subscriptions, for the engine-wide limit
+	nextSub   atomic.Uint64
+	published atomic.Uint64
+	delivered atomic.Uint64
+	dropped   atomic.Uint64
+}
+
+// New returns an engine with no channels.
+func New(cfg Config) *Engine {
+	return &Engine{
+		cfg:         cfg,
+		channels:    make(map[string]*channel),
+		subscribers: make(map[string][]*Subscription),
+	}
+}
+
+func (e *Engine) now() time.Time {
+	if e.cfg.Now != nil {
+		return e.cfg.Now()
+	}
+	return time.Now()
+}
+
+// MaxChannelNameLen is the longest channel name accepted, in bytes.
+const MaxChannelNameLen = 255
+
+func validateChannelName(name string) error {
+	if name == "" {
+		return errors.New("channel name is empty")
+	}
+	if len(name) > MaxChannelNameLen {
+		return fmt.Errorf("channel name is %d bytes long, the limit is %d", len(name), MaxChannelNameLen)
+	}
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("channel name %q is not valid UTF-8", name)
+	}
+	for _, r := range name {
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			return fmt.Errorf("channel name %q contains white space or a control character", name)
+		}
+	}
+	return nil
+}
+
+// CreateChannel makes a channel. It fails with [ErrChannelExists] if the
+// name is taken and [ErrTooManyChannels] at the engine's limit.
+func (e *Engine) CreateChannel(name string, cfg ChannelConfig) error {
+	if err := validateChannelName(name); err != nil {
+		return err
+	}
+	cfg, err := cfg.withDefaults(e.cfg.MaxSubscribersPerChannel)
+	if err != nil {
+		return channelErr(name, err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case e.closed:
+		return ErrEngineClosed
+	case e.channels[name] != nil:
+		return channelErr(name, ErrChannelExists)
+	case e.cfg.MaxChannels > 0 && len(e.channels) >= e.cfg.MaxChannels:
+		return channelErr(name, fmt.Errorf("%w: the engine allows %d", ErrTooManyChannels, e.cfg.MaxChannels))
+	}
+	e.channels[name] = newChannel(e, name, cfg)
+	return nil
+}
+
+// DeleteChannel removes a channel and its history. Its subscriptions receive
+// what they already hold, then [ErrChannelDeleted]; publishers waiting on it
+// get [ErrChannelDeleted].
+func (e *Engine) DeleteChannel(name string) error {
+	e.mu.Lock()
+	c, closed := e.channels[name], e.closed
+	if c == nil {
+		e.mu.Unlock()
+		if closed {
+			return ErrEngineClosed
+		}
+		return channelErr(name, ErrChannelNotFound)
+	}
+	delete(e.channels, name)
+	e.mu.Unlock()
+	c.remove(ErrChannelDeleted)
+	return nil
+}
+
+func (e *Engine) lookup(name string) (*channel, error) {
+	e.mu.RLock()
+	c, closed := e.channels[name], e.closed
+	e.mu.RUnlock()
+	if c == nil {
+		if closed {
+			return nil, ErrEngineClosed
+		}
+		return nil, channelErr(name, ErrChannelNotFound)
+	}
+	return c, nil
+}
+
+// ChannelInfo describes a channel.
+type ChannelInfo struct {
+	Name    string
+	Config  ChannelConfig // with defaults applied
+	Created time.Time
+	Stats   ChannelStats
+}
+
+// Channel describes one channel.
+func (e *Engine) Channel(name string) (ChannelInfo, error) {
+	c, err := e.lookup(name)
+	if err != nil {
+		return ChannelInfo{}, err
+	}
+	return c.info(), nil
+}
+
+func (c *channel) info() ChannelInfo {
+	return ChannelInfo{Name: c.name, Config: c.cfg, Created: c.created, Stats: c.stats()}
+}
+
+// Channels describes every channel, sorted by name.
+func (e *Engine) Channels() []ChannelInfo {
+	e.mu.RLock()
+	chans := slices.Collect(maps.Values(e.channels))
+	e.mu.RUnlock()
+	out := make([]ChannelInfo, len(chans))
+	for i, c := range chans {
+		out[i] = c.info()
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// prepare validates ev and fills in its ID and time if they are zero.
+func prepare(ev *Event, now int64) error {
+	if err := ev.Validate(); err != nil {
+		return err
+	}
+	if ev.ID.IsZero() {
+		ev.ID = NewEventID()
+	}
+	if ev.Time == 0 {
+		ev.Time = now
+	}
+	return nil
+}
+
+// Publish delivers ev to the channel's matching subscriptions and appends it
+// to its history. A zero ID or time is filled in. On a [Block] channel it
+// may wait for room, up to the channel's block timeout or ctx's end,
+// whichever comes first; the error is then a *[PublishError].
+func (e *Engine) Publish(ctx context.Context, channel string, ev Event) error {
+	c, err := e.lookup(channel)
+	if err != nil {
+		return err
+	}
+	if err := prepare(&ev, e.now().UnixNano()); err != nil {
+		return channelErr(channel, err)
+	}
+	return c.publishOne(ctx, &ev)
+}
+
+// PublishBatch publishes the batch's events in order, as Publish does, with
+// one pass over the subscriptions. Zero IDs and times are filled in, in the
+// batch itself. The batch is checked whole before anything is published, so
+// an invalid event publishes none. If publishing stops part way (a timeout
+// under [Block], ctx ending, the channel deleted), the *[PublishError] says
+// how many of the events went out.
+func (e *Engine) PublishBatch(ctx context.Context, channel string, batch EventBatch) error {
+	c, err := e.lookup(channel)
+	if err != nil {
+		return err
+	}
+	now := e.now().UnixNano()
+	for i := range batch.Events {
+		if err := prepare(&batch.Events[i], now); err != nil {
+			return channelErr(channel, fmt.Errorf("batch event %d: %w", i, err))
+		}
+	}
+	if len(batch.Events) == 0 {
+		return nil
+	}
+	return c.publish(ctx, batch.Events)
+}
+
+// PublishToMany publishes the same event (one ID) to several channels. Every
+// channel must exist, or nothing is published. It then publishes to each in
+// turn and reports each channel's failure, joined.
+func (e *Engine) PublishToMany(ctx context.Context, channels []string, ev Event) error {
+	targets := make([]*channel, 0, len(channels))
+	seen := make(map[string]bool, len(channels))
+	for _, name := range channels {
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		c, err := e.lookup(name)
+		if err != nil {
+			return err
+		}
+		targets = append(targets, c)
+	}
+	if err := prepare(&ev, e.now().UnixNano()); err != nil {
+		return err
+	}
+	var errs []error
+	for _, c := range targets {
+		if err := c.publishOne(ctx, &ev); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Subscribe starts a subscription to a channel; it receives the events
+// published from now on that its filter selects. It enforces the channel's
+// and the engine's subscriber limits ([ErrTooManySubscribers]) and refuses
+// delivery and ack modes that in-memory channels cannot honour
+// ([ErrUnsupported]) rather than silently downgrading them.
+func (e *Engine) Subscribe(channel string, opts SubscribeOptions) (*Subscription, error) {
+	switch {
+	case opts.DeliveryMode > ExactlyOnce:
+		return nil, channelErr(channel, fmt.Errorf("unknown delivery mode %d", opts.DeliveryMode))
+	case opts.AckMode > AckNone:
+		return nil, channelErr(channel, fmt.Errorf("unknown ack mode %d", opts.AckMode))
+	case opts.DeliveryMode != AtMostOnce:
+		return nil, channelErr(channel, fmt.Errorf("%w: delivery mode %s needs a persistent channel; in-memory channels deliver at-most-once", ErrUnsupported, opts.DeliveryMode))
+	case opts.AckMode == AckManual:
+		return nil, channelErr(channel, fmt.Errorf("%w: ack mode manual needs a persistent channel; in-memory channels acknowledge on receipt (auto) or not at all (none)", ErrUnsupported))
+	case opts.BufferSize < 0:
+		return nil, channelErr(channel, fmt.Errorf("buffer size %d is negative", opts.BufferSize))
+	}
+	c, err := e.lookup(channel)
+	if err != nil {
+		return nil, err
+	}
+	// Reserve a slot under the engine-wide limit first, atomically.
+	for {
+		n := e.subCount.Load()
+		if e.cfg.MaxSubscribers > 0 && n >= int64(e.cfg.MaxSubscribers) {
+			return nil, channelErr(channel, fmt.Errorf("%w: the engine allows %d", ErrTooManySubscribers, e.cfg.MaxSubscribers))
+		}
+		if e.subCount.CompareAndSwap(n, n+1) {
+			break
+		}
+	}
+	size := opts.BufferSize
+	if size == 0 {
+		size = c.cfg.BufferSize
+	}
+	s := &Subscription{
+		id:      fmt.Sprintf("sub-%d", e.nextSub.Add(1)),
+		opts:    opts,
+		created: e.now(),
+		ch:      c,
+		q:       newQueue(size),
+		filter:  opts.Filter,
+	}
+	s.opts.Metadata = maps.Clone(opts.Metadata)
+	s.subscriber = opts.Subscriber
+	if s.subscriber == "" {
+		s.subscriber = s.id
+	}
+	if s.filter != nil {
+		s.filterDesc = fmt.Sprint(s.filter)
+	}
+	// Record the subscriber before attaching, so the record exists by the
+	// time the subscription can be closed.
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		e.subCount.Add(-1)
+		return nil, ErrEngineClosed
+	}
+	e.subscribers[s.subscriber] = append(e.subscribers[s.subscriber], s)
+	e.mu.Unlock()
+	if err := c.attach(s); err != nil {
+		e.forget(s)
+		return nil, err
+	}
+	return s, nil
+}
+
+// forget drops the engine's record of s and frees its slot. It runs once per
+// subscription, from Subscription.end or a failed Subscribe.
+func (e *Engine) forget(s *Subscription) {
+	e.mu.Lock()
+	list := e.subscribers[s.subscriber]
+	if i := slices.Index(list, s); i >= 0 {
+		list = slices.Delete(list, i, i+1)
+		if len(list) == 0 {
+			delete(e.subscribers, s.subscriber)
+		} else {
+			e.subscribers[s.subscriber] = list
+		}
+		e.subCount.Add(-1)
+	}
+	e.mu.Unlock()
+}
+
+// Subscriptions returns the records of a channel's subscriptions, oldest
+// first.
+func (e *Engine) Subscriptions(channel string) ([]SubscriptionInfo, error) {
+	c, err := e.lookup(channel)
+	if err != nil {
+		return nil, err
+	}
+	subs := c.subscriptions()
+	out := make([]SubscriptionInfo, len(subs))
+	for i, s := range subs {
+		out[i] = s.Info()
+	}
+	return out, nil
+}
+
+// Subscribers returns the records of every subscriber, sorted by name.
+func (e *Engine) Subscribers() []SubscriberInfo {
+	e.mu.RLock()
+	out := make([]SubscriberInfo, 0, len(e.subscribers))
+	for name, subs := range e.subscribers {
+		info := SubscriberInfo{Name: name, Subscriptions: make([]string, len(subs))}
+		for i, s := range subs {
+			info.Subscriptions[i] = s.id
+		}
+		out = append(out, info)
+	}
+	e.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// History returns retained events of a channel that match q, oldest first.
+func (e *Engine) History(channel string, q HistoryQuery) ([]Event, error) {
+	c, err := e.lookup(channel)
+	if err != nil {
+		return nil, err
+	}
+	events, err := c.hist.query(q, e.now().UnixNano())
+	if err != nil {
+		return nil, channelErr(channel, fmt.Errorf("after event %s: %w", q.AfterID, err))
+	}
+	return events, nil
+}
+
+// ChannelStats are one channel's counters.
+type ChannelStats struct {
+	Name        string
+	Published   uint64 // events accepted
+	Delivered   uint64 // events taken by receivers
+	Dropped     uint64 // events lost to the slow-subscriber policy
+	Subscribers int
+	Lag         uint64 // events waiting in all its subscriptions' buffers
+	MaxLag      uint64 // the most waiting in one subscription's buffer
+	Retained    int    // events in its history
+}
+
+// Stats are the engine's counters. Published, Delivered and Dropped count
+// since the engine started, deleted channels included.
+type Stats struct {
+	Channels    int
+	Subscribers int
+	Published   uint64
+	Delivered   uint64
+	Dropped     uint64
+	Lag         uint64
+	PerChannel  []ChannelStats // sorted by name
+}
+
+// ChannelStats returns one channel's counters.
+func (e *Engine) ChannelStats(channel string) (ChannelStats, error) {
+	c, err := e.lookup(channel)
+	if err != nil {
+		return ChannelStats{}, err
+	}
+	return c.stats(), nil
+}
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() Stats {
+	infos := e.Channels()
+	st := Stats{
+		Channels:    len(infos),
+		Subscribers: int(e.subCount.Load()),
+		Published:   e.published.Load(),
+		Delivered:   e.delivered.Load(),
+		Dropped:     e.dropped.Load(),
+		PerChannel:  make([]ChannelStats, len(infos)),
+	}
+	for i, info := range infos {
+		st.PerChannel[i] = info.Stats
+		st.Lag += info.Stats.Lag
+	}
+	return st
+}
+
+// Close deletes every channel; their receivers get [ErrEngineClosed] after
+// what they hold, and later calls fail with [ErrEngineClosed].
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	chans := e.channels
+	e.channels = make(map[string]*channel)
+	e.mu.Unlock()
+	for _, c := range chans {
+		c.remove(ErrEngineClosed)
+	}
+	return nil
+}
