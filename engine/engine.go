@@ -10,8 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
-	"unicode/utf8"
 )
 
 // Config configures an [Engine]. The zero value has no limits.
@@ -66,28 +64,10 @@ func (e *Engine) now() time.Time {
 // MaxChannelNameLen is the longest channel name accepted, in bytes.
 const MaxChannelNameLen = 255
 
-func validateChannelName(name string) error {
-	if name == "" {
-		return errors.New("channel name is empty")
-	}
-	if len(name) > MaxChannelNameLen {
-		return fmt.Errorf("channel name is %d bytes long, the limit is %d", len(name), MaxChannelNameLen)
-	}
-	if !utf8.ValidString(name) {
-		return fmt.Errorf("channel name %q is not valid UTF-8", name)
-	}
-	for _, r := range name {
-		if unicode.IsSpace(r) || unicode.IsControl(r) {
-			return fmt.Errorf("channel name %q contains white space or a control character", name)
-		}
-	}
-	return nil
-}
-
 // CreateChannel makes a channel. It fails with [ErrChannelExists] if the
 // name is taken and [ErrTooManyChannels] at the engine's limit.
 func (e *Engine) CreateChannel(name string, cfg ChannelConfig) error {
-	if err := validateChannelName(name); err != nil {
+	if err := checkName("channel name", name, MaxChannelNameLen); err != nil {
 		return err
 	}
 	cfg, err := cfg.withDefaults(e.cfg.MaxSubscribersPerChannel)

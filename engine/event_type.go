@@ -49,33 +49,38 @@ func (t EventType) String() string { return string(t) }
 
 // Validate checks that t is 1 to [MaxEventTypeLen] bytes of valid UTF-8 with
 // no white space and no control characters.
-func (t EventType) Validate() error {
-	if t == "" {
-		return fmt.Errorf("event type is empty")
+func (t EventType) Validate() error { return checkName("event type", string(t), MaxEventTypeLen) }
+
+// checkName checks a name (an event type, a channel): 1 to limit bytes of valid
+// UTF-8 with no white space and no control characters. It runs on every
+// publish, so ASCII, the common case, takes a fast path.
+func checkName(what, name string, limit int) error {
+	if name == "" {
+		return fmt.Errorf("%s is empty", what)
 	}
-	if len(t) > MaxEventTypeLen {
-		return fmt.Errorf("event type is %d bytes long, the limit is %d", len(t), MaxEventTypeLen)
+	if len(name) > limit {
+		return fmt.Errorf("%s is %d bytes long, the limit is %d", what, len(name), limit)
 	}
 	ascii := true
-	for i := 0; i < len(t); i++ {
-		c := t[i]
+	for i := 0; i < len(name); i++ {
+		c := name[i]
 		if c >= utf8.RuneSelf {
 			ascii = false
 			break
 		}
 		if c <= ' ' || c == 0x7f {
-			return fmt.Errorf("event type %q contains white space or a control character", string(t))
+			return fmt.Errorf("%s %q contains white space or a control character", what, name)
 		}
 	}
 	if ascii {
 		return nil
 	}
-	if !utf8.ValidString(string(t)) {
-		return fmt.Errorf("event type %q is not valid UTF-8", string(t))
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("%s %q is not valid UTF-8", what, name)
 	}
-	for _, r := range string(t) {
+	for _, r := range name {
 		if unicode.IsSpace(r) || unicode.IsControl(r) {
-			return fmt.Errorf("event type %q contains white space or a control character", string(t))
+			return fmt.Errorf("%s %q contains white space or a control character", what, name)
 		}
 	}
 	return nil
