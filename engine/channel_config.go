@@ -159,19 +159,3 @@ func ParseAckMode(s string) (AckMode, error) {
 	v, err := parseEnum(ackNames[:], s, "ack mode")
 	return AckMode(v), err
 }
-
-func enumName(names []string, v int, what string) string {
-	if v >= 0 && v < len(names) {
-		return names[v]
-	}
-	return fmt.Sprintf("%s(%d)", what, v)
-}
-
-func parseEnum(names []string, s, what string) (int, error) {
-	for i, n := range names {
-		if n == s {
-			return i, nil
-		}
-	}
-	return 0, fmt.Errorf("unknown %s %q (want one of %v)", what, s, names)
-}

@@ -38,21 +38,12 @@ var kindNames = [...]string{
 
 // String returns the stable name of the kind: "null", "bool", "int", "float",
 // "string", "bytes" or "json".
-func (k DataKind) String() string {
-	if int(k) < len(kindNames) {
-		return kindNames[k]
-	}
-	return "kind(" + strconv.Itoa(int(k)) + ")"
-}
+func (k DataKind) String() string { return enumName(kindNames[:], int(k), "kind") }
 
 // ParseDataKind is the inverse of [DataKind.String].
 func ParseDataKind(s string) (DataKind, error) {
-	for k, name := range kindNames {
-		if name == s {
-			return DataKind(k), nil
-		}
-	}
-	return 0, fmt.Errorf("unknown data kind %q (want one of null, bool, int, float, string, bytes, json)", s)
+	v, err := parseEnum(kindNames[:], s, "data kind")
+	return DataKind(v), err
 }
 
 // EventData is the payload of an event: one value of a [DataKind]. The zero
