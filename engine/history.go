@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"slices"
 	"sync"
 	"time"
 )
@@ -33,7 +34,7 @@ type historyEntry struct {
 // history is a channel's retained log: a ring bounded by count, trimmed by
 // age when written and when read.
 type history struct {
-	mu     sync.RWMutex
+	mu     sync.Mutex // reads take it too: they expire old events
 	buf    []historyEntry
 	head   int
 	n      int
@@ -50,7 +51,7 @@ func newHistory(r Retention) *history {
 
 func (h *history) enabled() bool { return len(h.buf) > 0 }
 
-// append adds events[idx...] (see queue.push for idx) accepted at time now.
+// append adds events accepted at time now.
 func (h *history) append(events []Event, now int64) {
 	if !h.enabled() {
 		return
@@ -120,10 +121,7 @@ func (h *history) query(q HistoryQuery, now int64) ([]Event, error) {
 			return nil, ErrEventNotFound
 		}
 	}
-	after := int64(minTime)
-	if !q.After.IsZero() {
-		after = q.After.UnixNano()
-	}
+	hasAfter, after := !q.After.IsZero(), q.After.UnixNano()
 	// Walk newest to oldest so Limit can stop early, then reverse.
 	var out []Event
 	for i := h.n - 1; i >= start; i-- {
@@ -131,7 +129,7 @@ func (h *history) query(q HistoryQuery, now int64) ([]Event, error) {
 			break
 		}
 		e := at(i)
-		if e.Time <= after && !q.After.IsZero() {
+		if hasAfter && e.Time <= after {
 			continue
 		}
 		if q.Filter != nil && !q.Filter.Match(e) {
@@ -140,9 +138,7 @@ func (h *history) query(q HistoryQuery, now int64) ([]Event, error) {
 		out = append(out, *e)
 	}
 	h.mu.Unlock()
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
+	slices.Reverse(out)
 	if out == nil {
 		out = []Event{}
 	}
