@@ -142,12 +142,12 @@ func (c *channel) publishLocked(ctx context.Context, events []Event) error {
 	targets := c.targets[:len(subs)]
 	for i, s := range subs {
 		t := &targets[i]
-		t.s, t.all, t.idx = s, s.filter == nil, t.idx[:0]
+		t.s, t.all, t.idx = s, s.opts.Filter == nil, t.idx[:0]
 		if t.all {
 			continue
 		}
 		for j := range events {
-			if s.filter.Match(&events[j]) {
+			if s.opts.Filter.Match(&events[j]) {
 				t.idx = append(t.idx, int32(j))
 			}
 		}

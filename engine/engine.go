@@ -96,10 +96,7 @@ func (e *Engine) DeleteChannel(name string) error {
 	c, closed := e.channels[name], e.closed
 	if c == nil {
 		e.mu.Unlock()
-		if closed {
-			return ErrEngineClosed
-		}
-		return channelErr(name, ErrChannelNotFound)
+		return missing(name, closed)
 	}
 	delete(e.channels, name)
 	e.mu.Unlock()
@@ -112,12 +109,18 @@ func (e *Engine) lookup(name string) (*channel, error) {
 	c, closed := e.channels[name], e.closed
 	e.mu.RUnlock()
 	if c == nil {
-		if closed {
-			return nil, ErrEngineClosed
-		}
-		return nil, channelErr(name, ErrChannelNotFound)
+		return nil, missing(name, closed)
 	}
 	return c, nil
+}
+
+// missing is the error for a channel name that is not in the engine: after
+// Close every channel is gone, and that is the reason to report.
+func missing(name string, closed bool) error {
+	if closed {
+		return ErrEngineClosed
+	}
+	return channelErr(name, ErrChannelNotFound)
 }
 
 // ChannelInfo describes a channel.
@@ -277,15 +280,13 @@ func (e *Engine) Subscribe(channel string, opts SubscribeOptions) (*Subscription
 		created: e.now(),
 		ch:      c,
 		q:       newQueue(size),
-		filter:  opts.Filter,
 	}
 	s.opts.Metadata = maps.Clone(opts.Metadata)
-	s.subscriber = opts.Subscriber
-	if s.subscriber == "" {
-		s.subscriber = s.id
+	if s.opts.Subscriber == "" {
+		s.opts.Subscriber = s.id
 	}
-	if s.filter != nil {
-		s.filterDesc = fmt.Sprint(s.filter)
+	if opts.Filter != nil {
+		s.filterDesc = fmt.Sprint(opts.Filter)
 	}
 	// Record the subscriber before attaching, so the record exists by the
 	// time the subscription can be closed.
@@ -295,7 +296,7 @@ func (e *Engine) Subscribe(channel string, opts SubscribeOptions) (*Subscription
 		e.subCount.Add(-1)
 		return nil, ErrEngineClosed
 	}
-	e.subscribers[s.subscriber] = append(e.subscribers[s.subscriber], s)
+	e.subscribers[s.opts.Subscriber] = append(e.subscribers[s.opts.Subscriber], s)
 	e.mu.Unlock()
 	if err := c.attach(s); err != nil {
 		e.forget(s)
@@ -308,13 +309,14 @@ func (e *Engine) Subscribe(channel string, opts SubscribeOptions) (*Subscription
 // subscription, from Subscription.end or a failed Subscribe.
 func (e *Engine) forget(s *Subscription) {
 	e.mu.Lock()
-	list := e.subscribers[s.subscriber]
+	name := s.opts.Subscriber
+	list := e.subscribers[name]
 	if i := slices.Index(list, s); i >= 0 {
 		list = slices.Delete(list, i, i+1)
 		if len(list) == 0 {
-			delete(e.subscribers, s.subscriber)
+			delete(e.subscribers, name)
 		} else {
-			e.subscribers[s.subscriber] = list
+			e.subscribers[name] = list
 		}
 		e.subCount.Add(-1)
 	}

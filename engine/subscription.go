@@ -58,12 +58,10 @@ type SubscriberInfo struct {
 // be called from several goroutines; each event goes to exactly one of them.
 type Subscription struct {
 	id         string
-	subscriber string
-	opts       SubscribeOptions
+	opts       SubscribeOptions // Subscriber defaulted, Metadata copied
 	created    time.Time
 	ch         *channel
 	q          *queue
-	filter     EventFilter
 	filterDesc string
 
 	received atomic.Uint64
@@ -173,7 +171,7 @@ func (s *Subscription) Info() SubscriptionInfo {
 	return SubscriptionInfo{
 		ID:           s.id,
 		Channel:      s.ch.name,
-		Subscriber:   s.subscriber,
+		Subscriber:   s.opts.Subscriber,
 		DeliveryMode: s.opts.DeliveryMode,
 		AckMode:      s.opts.AckMode,
 		Filter:       s.filterDesc,
