@@ -9,6 +9,7 @@ tool (
 
 require (
 	github.com/google/uuid v1.6.0
+	github.com/tetratelabs/wazero v1.12.0
 	github.com/urfave/cli/v2 v2.27.7
 )
 
