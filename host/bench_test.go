@@ -1,0 +1,98 @@
+package host_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aegis-streaming/aegis/engine"
+	"github.com/aegis-streaming/aegis/host"
+	"github.com/aegis-streaming/aegis/internal/orders"
+	"github.com/aegis-streaming/aegis/internal/plugintest"
+)
+
+var benchBatches = []int{1, 16, 256, 4096}
+
+// benchStep runs step over the orders workload in batches of n and reports
+// events in per second.
+func benchStep(b *testing.B, step engine.Step, n int) {
+	ctx := context.Background()
+	in := orders.Events(n, time.Now().UnixNano())
+	out := make([]engine.Event, 0, 2*n)
+	var err error
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		out, err = step.Process(ctx, in, out[:0])
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)*float64(n)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(0, "ns/op")
+}
+
+func loadBench(b *testing.B, name string, limits host.Limits) *host.Plugin {
+	b.Helper()
+	h, err := host.New(host.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := h.LoadFile(context.Background(), plugintest.Path(b, name), host.StepConfig{Limits: limits})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { p.Close(context.Background()) })
+	return p
+}
+
+func watAvailable(b *testing.B, name string) bool {
+	_, err := os.Stat(filepath.Join(plugintest.Root(b), "testplugins", name+".wat"))
+	return err == nil
+}
+
+// BenchmarkOrders compares the orders workload's filter and map as native
+// Go steps and as wasm plugins (Go SDK, and hand-written WAT where there is
+// one), with the default time limit and without one, batch by batch, in
+// one run.
+func BenchmarkOrders(b *testing.B) {
+	noLimit := host.Limits{Timeout: -1}
+	type variant struct {
+		name string
+		step func(b *testing.B) engine.Step
+	}
+	plugin := func(name string, l host.Limits) func(*testing.B) engine.Step {
+		return func(b *testing.B) engine.Step { return loadBench(b, name, l) }
+	}
+	steps := map[string][]variant{
+		"filter": {
+			{"native", func(*testing.B) engine.Step { return orders.Filter }},
+			{"go", plugin("orders/filter", host.Limits{})},
+			{"go-nolimit", plugin("orders/filter", noLimit)},
+			{"wat", plugin("wat/orders_filter", host.Limits{})},
+			{"wat-nolimit", plugin("wat/orders_filter", noLimit)},
+		},
+		"map": {
+			{"native", func(*testing.B) engine.Step { return orders.Map }},
+			{"go", plugin("orders/map", host.Limits{})},
+			{"go-nolimit", plugin("orders/map", noLimit)},
+		},
+	}
+	for _, kind := range []string{"filter", "map"} {
+		for _, v := range steps[kind] {
+			if strings.HasPrefix(v.name, "wat") && !watAvailable(b, "wat/orders_filter") {
+				continue
+			}
+			b.Run(kind+"/"+v.name, func(b *testing.B) {
+				step := v.step(b)
+				for _, n := range benchBatches {
+					b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) { benchStep(b, step, n) })
+				}
+			})
+		}
+	}
+}

@@ -1,0 +1,69 @@
+package host
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Load errors, wrapped with the plugin's name and the details.
+var (
+	// ErrInvalidModule: the bytes are not a WebAssembly module wazero can
+	// compile.
+	ErrInvalidModule = errors.New("not a valid WebAssembly module")
+	// ErrChecksum: the module's SHA-256 is not the one the step pins.
+	ErrChecksum = errors.New("sha256 mismatch")
+	// ErrABIVersion: the module speaks an ABI version the host does not.
+	ErrABIVersion = errors.New("unsupported ABI version")
+	// ErrMissingExport: a required export is missing.
+	ErrMissingExport = errors.New("missing export")
+	// ErrBadSignature: an export or import has the wrong type.
+	ErrBadSignature = errors.New("wrong signature")
+	// ErrBadImport: the module imports something the host does not give.
+	ErrBadImport = errors.New("import not allowed")
+	// ErrKind: the module does not implement the step's kind, or the step
+	// must name one of several.
+	ErrKind = errors.New("step kind")
+	// ErrConfig: the plugin refused its configuration.
+	ErrConfig = errors.New("configuration refused")
+	// ErrInstantiate: instantiation or initialisation failed.
+	ErrInstantiate = errors.New("instantiation failed")
+)
+
+// Call errors: what ended a call, the Err of a [CallError].
+var (
+	// ErrTrap: the plugin trapped or exited (a Go plugin's panic or fatal
+	// error, unreachable, an out-of-bounds access, memory exhausted).
+	ErrTrap = errors.New("trap")
+	// ErrDeadline: the call ran past the step's time limit.
+	ErrDeadline = errors.New("deadline exceeded")
+	// ErrBadResult: the result region is out of bounds, too large or not
+	// a valid result.
+	ErrBadResult = errors.New("bad result")
+	// ErrFailed: the plugin reported that the call failed (a non-zero
+	// status); the instance stays in use.
+	ErrFailed = errors.New("plugin failed")
+	// ErrClosed: the plugin was closed.
+	ErrClosed = errors.New("plugin closed")
+)
+
+// CallError is a failed call into a plugin. Errors other than ErrFailed
+// and context errors discard the instance.
+type CallError struct {
+	Plugin string
+	Export string
+	Batch  uint64 // the plugin's call count, from 1
+	Event  int    // index in the batch of the event at fault; -1 when unknown
+	Err    error  // wraps one of the call errors above, or a context error
+}
+
+func (e *CallError) Error() string {
+	if e.Event >= 0 {
+		return fmt.Sprintf("plugin[%s] export[%s] batch[%d] event[%d]: %v", e.Plugin, e.Export, e.Batch, e.Event, e.Err)
+	}
+	return fmt.Sprintf("plugin[%s] export[%s] batch[%d]: %v", e.Plugin, e.Export, e.Batch, e.Err)
+}
+
+func (e *CallError) Unwrap() error { return e.Err }
+
+// discards reports whether the error leaves the instance unusable.
+func (e *CallError) discards() bool { return !errors.Is(e.Err, ErrFailed) }

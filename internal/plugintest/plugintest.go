@@ -1,0 +1,157 @@
+// Package plugintest builds the test plugins under testplugins/ for the
+// tests of every package: each at most once per test process, and cached
+// across runs under the user's cache directory by a hash of its sources and
+// the tools that build it, so a second run builds nothing.
+package plugintest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aegis-streaming/aegis/host"
+)
+
+var (
+	mu    sync.Mutex
+	built = map[string]string{}
+)
+
+// Root returns the repository root (the directory of go.mod).
+func Root(tb testing.TB) string {
+	tb.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			tb.Fatal("plugintest: go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Path returns the built module of a test plugin: "orders/filter" (a Go
+// plugin directory under testplugins/) or "wat/orders_filter" (a .wat file
+// under testplugins/wat, built with wat2wasm).
+func Path(tb testing.TB, name string) string {
+	tb.Helper()
+	mu.Lock()
+	defer mu.Unlock()
+	if p, ok := built[name]; ok {
+		return p
+	}
+	p, err := build(Root(tb), name)
+	if err != nil {
+		tb.Fatalf("plugintest: %s: %v", name, err)
+	}
+	built[name] = p
+	return p
+}
+
+// Bytes returns the module of a test plugin.
+func Bytes(tb testing.TB, name string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(Path(tb, name))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+func build(root, name string) (string, error) {
+	wat := strings.HasPrefix(name, "wat/")
+	var sources []string
+	var tool string
+	if wat {
+		sources = []string{filepath.Join(root, "testplugins", name+".wat")}
+		v, err := exec.Command("wat2wasm", "--version").Output()
+		if err != nil {
+			return "", fmt.Errorf("wat2wasm (Debian package wabt, installed by `go tool task deps`): %w", err)
+		}
+		tool = string(v)
+	} else {
+		// A Go plugin depends on its own directory, the SDK and the ABI.
+		for _, d := range []string{filepath.Join("testplugins", name), "sdk", "abi"} {
+			files, err := goFiles(filepath.Join(root, d))
+			if err != nil {
+				return "", err
+			}
+			sources = append(sources, files...)
+		}
+		sources = append(sources, filepath.Join(root, "go.mod"))
+		tool = runtime.Version()
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%s\n%q\n", name, tool, host.GoBuildFlags)
+	for _, f := range sources {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s %d\n", filepath.Base(f), len(b))
+		h.Write(b)
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	dir := filepath.Join(cache, "aegis-host", "testplugins")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, strings.ReplaceAll(name, "/", "-")+"-"+hex.EncodeToString(h.Sum(nil))[:16]+".wasm")
+	if _, err := os.Stat(out); err == nil {
+		return out, nil
+	}
+	// Build next to the target and rename, so that test processes of other
+	// packages building the same plugin never see half a file.
+	tmp, err := os.CreateTemp(dir, ".build-*.wasm")
+	if err != nil {
+		return "", err
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	if wat {
+		cmd := exec.Command("wat2wasm", "-o", tmp.Name(), sources[0])
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("wat2wasm: %w\n%s", err, msg)
+		}
+	} else if err := host.BuildGo(context.Background(), filepath.Join(root, "testplugins", name), tmp.Name()); err != nil {
+		return "", err
+	}
+	return out, os.Rename(tmp.Name(), out)
+}
+
+func goFiles(dir string) ([]string, error) {
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && p != dir && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") {
+			files = append(files, p)
+		}
+		return nil
+	})
+	sort.Strings(files)
+	return files, err
+}
