@@ -95,6 +95,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Action:         rootAction,
 		Commands: []*cli.Command{
 			versionCommand(),
+			pluginCommand(),
 		},
 	}
 }
