@@ -3,9 +3,6 @@ package host_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -50,11 +47,6 @@ func loadBench(b *testing.B, name string, limits host.Limits) *host.Plugin {
 	return p
 }
 
-func watAvailable(b *testing.B, name string) bool {
-	_, err := os.Stat(filepath.Join(plugintest.Root(b), "testplugins", name+".wat"))
-	return err == nil
-}
-
 // BenchmarkOrders compares the orders workload's filter and map as native
 // Go steps and as wasm plugins (Go SDK, and hand-written WAT where there is
 // one), with the default time limit and without one, batch by batch, in
@@ -80,13 +72,11 @@ func BenchmarkOrders(b *testing.B) {
 			{"native", func(*testing.B) engine.Step { return orders.Map }},
 			{"go", plugin("orders/map", host.Limits{})},
 			{"go-nolimit", plugin("orders/map", noLimit)},
+			{"wat-copy-nolimit", plugin("wat/keep_all_map", noLimit)},
 		},
 	}
 	for _, kind := range []string{"filter", "map"} {
 		for _, v := range steps[kind] {
-			if strings.HasPrefix(v.name, "wat") && !watAvailable(b, "wat/orders_filter") {
-				continue
-			}
 			b.Run(kind+"/"+v.name, func(b *testing.B) {
 				step := v.step(b)
 				for _, n := range benchBatches {

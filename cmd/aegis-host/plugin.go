@@ -13,6 +13,7 @@ import (
 
 	"github.com/aegis-streaming/aegis/abi"
 	"github.com/aegis-streaming/aegis/host"
+	"github.com/aegis-streaming/aegis/internal/gobuild"
 )
 
 func pluginCommand() *cli.Command {
@@ -129,7 +130,7 @@ func pluginBuildCommand() *cli.Command {
 		ArgsUsage:    "DIR",
 		OnUsageError: onUsageError,
 		Description: "Runs the go command on PATH with GOOS=wasip1 GOARCH=wasm and the flags a\n" +
-			"plugin needs (" + strings.Join(host.GoBuildFlags, " ") + "), then checks the\n" +
+			"plugin needs (" + strings.Join(gobuild.Flags, " ") + "), then checks the\n" +
 			"result as `plugin inspect` does.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "the module to write (required)"},
@@ -146,7 +147,7 @@ func pluginBuildCommand() *cli.Command {
 				return usageError{err: fmt.Errorf("build takes one DIR and -o FILE"), helpName: c.Command.HelpName}
 			}
 			dir := args[0]
-			if err := host.BuildGo(c.Context, dir, out); err != nil {
+			if err := gobuild.Build(c.Context, dir, out); err != nil {
 				return err
 			}
 			wasm, err := os.ReadFile(out)

@@ -19,7 +19,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/aegis-streaming/aegis/host"
+	"github.com/aegis-streaming/aegis/internal/gobuild"
 )
 
 var (
@@ -98,7 +98,7 @@ func build(root, name string) (string, error) {
 		tool = runtime.Version()
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\n%s\n%q\n", name, tool, host.GoBuildFlags)
+	fmt.Fprintf(h, "%s\n%s\n%q\n", name, tool, gobuild.Flags)
 	for _, f := range sources {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -132,7 +132,7 @@ func build(root, name string) (string, error) {
 		if msg, err := cmd.CombinedOutput(); err != nil {
 			return "", fmt.Errorf("wat2wasm: %w\n%s", err, msg)
 		}
-	} else if err := host.BuildGo(context.Background(), filepath.Join(root, "testplugins", name), tmp.Name()); err != nil {
+	} else if err := gobuild.Build(context.Background(), filepath.Join(root, "testplugins", name), tmp.Name()); err != nil {
 		return "", err
 	}
 	return out, os.Rename(tmp.Name(), out)

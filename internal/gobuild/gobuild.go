@@ -1,4 +1,6 @@
-package host
+// Package gobuild builds Go plugins: main packages using the SDK, compiled
+// for GOOS=wasip1 GOARCH=wasm as WASI reactors.
+package gobuild
 
 import (
 	"bytes"
@@ -9,20 +11,20 @@ import (
 	"path/filepath"
 )
 
-// GoBuildFlags are the flags BuildGo passes to go build: a WASI reactor
+// Flags are the flags Build passes to go build: a WASI reactor
 // (c-shared, so the runtime starts in _initialize and exports stay
 // callable), without paths of the build machine or debug information.
-var GoBuildFlags = []string{"-buildmode=c-shared", "-trimpath", "-ldflags=-s -w"}
+var Flags = []string{"-buildmode=c-shared", "-trimpath", "-ldflags=-s -w"}
 
-// BuildGo builds the Go plugin (a main package using the SDK) in dir into
+// Build builds the Go plugin (a main package using the SDK) in dir into
 // the module out, with the go command on PATH, for GOOS=wasip1
 // GOARCH=wasm. The compiler's output is in the error.
-func BuildGo(ctx context.Context, dir, out string) error {
+func Build(ctx context.Context, dir, out string) error {
 	absOut, err := filepath.Abs(out)
 	if err != nil {
 		return err
 	}
-	args := append([]string{"build"}, GoBuildFlags...)
+	args := append([]string{"build"}, Flags...)
 	args = append(args, "-o", absOut, ".")
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = dir
