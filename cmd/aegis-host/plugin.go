@@ -29,6 +29,26 @@ func pluginCommand() *cli.Command {
 	}
 }
 
+// newHost returns the plugin host the commands use: the default disk
+// compilation cache, plugin logs on stderr.
+func newHost(c *cli.Context) (*host.Host, error) {
+	return host.New(host.Options{Logger: slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))})
+}
+
+// inspectFile loads the module in file as a step would and describes it.
+func inspectFile(c *cli.Context, file, name string) (host.Info, error) {
+	wasm, err := os.ReadFile(file)
+	if err != nil {
+		return host.Info{}, err
+	}
+	h, err := newHost(c)
+	if err != nil {
+		return host.Info{}, err
+	}
+	defer h.Close(c.Context)
+	return h.Inspect(c.Context, wasm, host.StepConfig{Name: name})
+}
+
 // exactArgs checks that a command got n arguments, named in what.
 func exactArgs(c *cli.Context, n int, what string) error {
 	if c.NArg() != n {
@@ -68,17 +88,7 @@ func pluginInspectCommand() *cli.Command {
 				return err
 			}
 			file := c.Args().First()
-			wasm, err := os.ReadFile(file)
-			if err != nil {
-				return err
-			}
-			h, err := host.New(host.Options{Logger: slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))})
-			if err != nil {
-				return err
-			}
-			defer h.Close(c.Context)
-			name := strings.TrimSuffix(filepath.Base(file), ".wasm")
-			info, err := h.Inspect(c.Context, wasm, host.StepConfig{Name: name})
+			info, err := inspectFile(c, file, strings.TrimSuffix(filepath.Base(file), ".wasm"))
 			if err != nil {
 				return err
 			}
@@ -150,16 +160,7 @@ func pluginBuildCommand() *cli.Command {
 			if err := gobuild.Build(c.Context, dir, out); err != nil {
 				return err
 			}
-			wasm, err := os.ReadFile(out)
-			if err != nil {
-				return err
-			}
-			h, err := host.New(host.Options{Logger: slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))})
-			if err != nil {
-				return err
-			}
-			defer h.Close(c.Context)
-			info, err := h.Inspect(c.Context, wasm, host.StepConfig{Name: filepath.Base(dir)})
+			info, err := inspectFile(c, out, filepath.Base(dir))
 			if err != nil {
 				return fmt.Errorf("built %s, but it does not load: %w", out, err)
 			}

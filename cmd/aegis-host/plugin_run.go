@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,7 +42,7 @@ func pluginRunCommand() *cli.Command {
 			if batchSize < 1 {
 				return usageError{err: fmt.Errorf("--batch must be at least 1, got %d", batchSize), helpName: c.Command.HelpName}
 			}
-			h, err := host.New(host.Options{Logger: slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))})
+			h, err := newHost(c)
 			if err != nil {
 				return err
 			}

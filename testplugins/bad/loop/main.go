@@ -4,13 +4,16 @@ package main
 
 import "github.com/aegis-streaming/aegis/sdk"
 
-var spins uint64
+// spins is read by the loop's condition, so the compiler cannot drop the
+// loop; it never reaches -1.
+var spins int64
 
 func init() {
 	sdk.Filter(func(e sdk.Event) bool {
-		for {
+		for spins != -1 {
 			spins++
 		}
+		return true
 	})
 }
 
