@@ -30,3 +30,24 @@ func BenchmarkHandleFilter(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*256), "ns/event")
 }
+
+// BenchmarkHandleMap measures the SDK's side of the orders map natively.
+func BenchmarkHandleMap(b *testing.B) {
+	defer func() { mapFn = nil }()
+	var ed Editor
+	var upper []byte
+	mapFn = func(e Event, out *Output) error {
+		amount, _ := e.Field("amount").Float()
+		upper = append(upper[:0], e.Type()...)
+		doc, _ := ed.Reset().SetString("type", string(upper)).SetInt("amount_cents", int64(amount*100)).SetString("region", "eu-west-1").Apply(e.Data())
+		o := e.Out()
+		o.SetJSON(doc)
+		out.Emit(&o)
+		return nil
+	}
+	in := encodeOrders(256)
+	for b.Loop() {
+		handleMap(in)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*256), "ns/event")
+}

@@ -20,7 +20,12 @@ type Editor struct {
 type edit struct {
 	key        string
 	start, end int // value in vals
-	del, used  bool
+	del        bool
+	// A key may be edited more than once: its first edit stands for all,
+	// and last is the index of the one that wins. later marks the others.
+	last  int
+	later bool
+	used  bool
 }
 
 // Reset forgets the edits, keeping the buffers.
@@ -32,7 +37,15 @@ func (ed *Editor) Reset() *Editor {
 }
 
 func (ed *Editor) add(key string, start int, del bool) *Editor {
-	ed.edits = append(ed.edits, edit{key: key, start: start, end: len(ed.vals), del: del})
+	n := len(ed.edits)
+	later := false
+	for i := range ed.edits {
+		if e := &ed.edits[i]; !e.later && e.key == key {
+			e.last, later = n, true
+			break
+		}
+	}
+	ed.edits = append(ed.edits, edit{key: key, start: start, end: len(ed.vals), del: del, last: n, later: later})
 	return ed
 }
 
@@ -81,8 +94,9 @@ func (ed *Editor) Delete(key string) *Editor { return ed.add(key, len(ed.vals), 
 
 // Apply returns doc, a JSON object, with the edits applied: members that
 // are set keep their place, new ones come last, in the order they were set.
-// The result is valid until the next Apply; ok is false when doc is not an
-// object.
+// When a key is edited more than once, its last edit wins, and a new key
+// takes the place of its first. The result is valid until the next Apply;
+// ok is false when doc is not an object.
 func (ed *Editor) Apply(doc []byte) (out []byte, ok bool) {
 	for i := range ed.edits {
 		ed.edits[i].used = false
@@ -92,12 +106,13 @@ func (ed *Editor) Apply(doc []byte) (out []byte, ok bool) {
 	ok = Members(doc, func(k, v []byte) bool {
 		for i := range ed.edits {
 			e := &ed.edits[i]
-			if !e.used && keyEquals(k, e.key) {
+			if !e.later && !e.used && keyEquals(k, e.key) {
 				e.used = true
-				if e.del {
+				w := &ed.edits[e.last]
+				if w.del {
 					return true
 				}
-				v = ed.vals[e.start:e.end]
+				v = ed.vals[w.start:w.end]
 				break
 			}
 		}
@@ -116,7 +131,11 @@ func (ed *Editor) Apply(doc []byte) (out []byte, ok bool) {
 	}
 	for i := range ed.edits {
 		e := &ed.edits[i]
-		if e.used || e.del {
+		if e.later || e.used {
+			continue
+		}
+		w := &ed.edits[e.last]
+		if w.del {
 			continue
 		}
 		if !first {
@@ -125,7 +144,7 @@ func (ed *Editor) Apply(doc []byte) (out []byte, ok bool) {
 		first = false
 		out = AppendString(out, e.key)
 		out = append(out, ':')
-		out = append(out, ed.vals[e.start:e.end]...)
+		out = append(out, ed.vals[w.start:w.end]...)
 	}
 	out = append(out, '}')
 	ed.out = out

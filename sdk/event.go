@@ -141,7 +141,6 @@ type OutEvent struct {
 
 	meta      []byte // encoded entries
 	metaCount uint16
-	own       bool // meta is ours to append to
 }
 
 // SetJSON sets JSON data.
@@ -149,21 +148,17 @@ func (o *OutEvent) SetJSON(doc []byte) { o.Kind, o.Data = DataJSON, doc }
 
 // SetMeta sets a metadata attribute, replacing one of the same key.
 func (o *OutEvent) SetMeta(key, value string) {
-	var b []byte
-	var n uint16
-	for k, v, rest, ok := abi.NextMeta(o.meta); ok; k, v, rest, ok = abi.NextMeta(rest) {
-		if string(k) != key {
-			b = abi.AppendMeta(b, view(k), view(v))
-			n++
-		}
-	}
-	o.meta = abi.AppendMeta(b, key, value)
-	o.metaCount = n + 1
-	o.own = true
+	b, n := o.metaWithout(key)
+	o.meta, o.metaCount = abi.AppendMeta(b, key, value), n+1
 }
 
 // DeleteMeta removes a metadata attribute.
 func (o *OutEvent) DeleteMeta(key string) {
+	o.meta, o.metaCount = o.metaWithout(key)
+}
+
+// metaWithout returns a new copy of the metadata entries without key.
+func (o *OutEvent) metaWithout(key string) ([]byte, uint16) {
 	var b []byte
 	var n uint16
 	for k, v, rest, ok := abi.NextMeta(o.meta); ok; k, v, rest, ok = abi.NextMeta(rest) {
@@ -172,7 +167,7 @@ func (o *OutEvent) DeleteMeta(key string) {
 			n++
 		}
 	}
-	o.meta, o.metaCount, o.own = b, n, true
+	return b, n
 }
 
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }

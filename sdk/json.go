@@ -148,16 +148,16 @@ func Members(doc []byte, fn func(key, value []byte) bool) bool {
 // keyEquals compares a quoted JSON key with a Go string.
 func keyEquals(quoted []byte, key string) bool {
 	body := quoted[1 : len(quoted)-1]
-	if len(body) == len(key) && string(body) == key {
-		return true
-	}
 	for _, c := range body {
 		if c == '\\' {
+			// A key with an escape is compared by its text, never by
+			// its spelling: the key of {"\n":1} is a newline, not a
+			// backslash and an n.
 			u, ok := unescape(body)
 			return ok && string(u) == key
 		}
 	}
-	return false
+	return string(body) == key
 }
 
 func skipSpace(b []byte, i int) int {
@@ -317,6 +317,10 @@ func AppendString(b []byte, s string) []byte {
 			switch c {
 			case '"', '\\':
 				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
 			case '\n':
 				b = append(b, '\\', 'n')
 			case '\r':
@@ -334,6 +338,15 @@ func AppendString(b []byte, s string) []byte {
 		if r == utf8.RuneError && size == 1 {
 			b = append(b, s[start:i]...)
 			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		// U+2028 and U+2029 are valid in JSON but not in JavaScript
+		// source; encoding/json escapes them always.
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
 			i += size
 			start = i
 			continue

@@ -22,10 +22,13 @@
 package sdk
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/aegis-streaming/aegis/abi"
 )
@@ -94,7 +97,8 @@ func OnConfig(fn func(Config) error) {
 	configFn = fn
 }
 
-// Config is the step's configuration, a JSON object.
+// Config is the step's configuration, a JSON object. It is a copy, so a
+// plugin may keep it and what Get returns.
 type Config struct{ raw []byte }
 
 // Raw is the configuration as JSON.
@@ -201,12 +205,15 @@ type aggFuncs[S any] struct {
 }
 
 func (a *aggFuncs[S]) load(acc []byte, s *S) error {
+	// s holds the state of the previous call, of another group maybe:
+	// Unmarshal must start from the zero S (json.Unmarshal would merge
+	// into maps and keep fields the accumulator omits).
+	var zero S
+	*s = zero
 	if len(acc) == 0 {
-		var zero S
 		if a.Init != nil {
-			zero = a.Init()
+			*s = a.Init()
 		}
-		*s = zero
 		return nil
 	}
 	if err := a.Unmarshal(acc, s); err != nil {
@@ -221,12 +228,12 @@ func (a *aggFuncs[S]) add(acc []byte, batch []byte) error {
 	}
 	err := records(batch, func(r abi.RawRecord) error {
 		if err := a.Add(&a.s, Event{r: r}); err != nil {
-			res.AddError(r.Index(), ErrorCode(err), err.Error())
+			failEvent(r.Index(), err)
 		}
 		return nil
 	})
 	if err != nil {
-		return err
+		return badInput{err}
 	}
 	buf := res.Buffer()
 	n := len(buf)
@@ -272,6 +279,26 @@ func kinds() uint32 {
 	return uint32(k)
 }
 
+// badInput is an error decoding the input, as opposed to a failure of the
+// plugin's code.
+type badInput struct{ error }
+
+// failCall fails the whole call, and failEvent reports one event as
+// failed. Both make the message valid UTF-8, as the ABI requires of every
+// message, since a plugin's error may hold any bytes.
+func failCall(status abi.Status, msg string) []byte { return res.Fail(status, validText(msg)) }
+
+func failEvent(index uint32, err error) {
+	res.AddError(index, ErrorCode(err), validText(err.Error()))
+}
+
+func validText(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
 // The handlers below are the bodies of the ABI exports: each takes the
 // input region and returns the result region (res's buffer).
 
@@ -283,8 +310,9 @@ func handleInit(in []byte) []byte {
 		}
 		return res.Finish()
 	}
-	if err := configFn(Config{raw: in}); err != nil {
-		return res.Fail(abi.StatusBadConfig, err.Error())
+	// A copy: the host writes the next input over in.
+	if err := configFn(Config{raw: bytes.Clone(in)}); err != nil {
+		return failCall(abi.StatusBadConfig, err.Error())
 	}
 	return res.Finish()
 }
@@ -339,7 +367,7 @@ func mapRecord(r abi.RawRecord) error {
 	mapOut.origin = r.Index()
 	if err := mapFn(Event{r: r}, &mapOut); err != nil {
 		// The host discards what was emitted for a failed event.
-		res.AddError(r.Index(), ErrorCode(err), err.Error())
+		failEvent(r.Index(), err)
 	}
 	return nil
 }
@@ -354,7 +382,10 @@ func handleAggregate(in []byte) []byte {
 		return res.Fail(abi.StatusBadInput, err.Error())
 	}
 	if err := aggImpl.add(s.Acc, batch); err != nil {
-		return res.Fail(abi.StatusFailed, err.Error())
+		if _, ok := err.(badInput); ok {
+			return failCall(abi.StatusBadInput, err.Error())
+		}
+		return failCall(abi.StatusFailed, err.Error())
 	}
 	return res.Finish()
 }
@@ -369,7 +400,7 @@ func handleMerge(in []byte) []byte {
 		return res.Fail(abi.StatusBadInput, err.Error())
 	}
 	if err := aggImpl.merge(s.Acc, other); err != nil {
-		return res.Fail(abi.StatusFailed, err.Error())
+		return failCall(abi.StatusFailed, err.Error())
 	}
 	return res.Finish()
 }
@@ -385,7 +416,7 @@ func handleFinish(in []byte) []byte {
 	}
 	out := Output{w: &res}
 	if err := aggImpl.finish(string(s.Key), s.Acc, Window{Start: start, End: end}, &out); err != nil {
-		return res.Fail(abi.StatusFailed, err.Error())
+		return failCall(abi.StatusFailed, err.Error())
 	}
 	return res.Finish()
 }
