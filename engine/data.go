@@ -105,10 +105,15 @@ func BytesData(b []byte) EventData {
 }
 
 // JSONData returns a JSON document value after checking that raw is one valid
-// JSON value. The slice is kept, not copied.
+// JSON value in UTF-8. The slice is kept, not copied.
 func JSONData(raw []byte) (EventData, error) {
 	if !json.Valid(raw) {
 		return EventData{}, errors.New("event data: not a valid JSON document")
+	}
+	// encoding/json accepts invalid UTF-8 inside strings; JSON text is
+	// UTF-8 (RFC 8259), and consumers downstream rely on it.
+	if !utf8.Valid(raw) {
+		return EventData{}, errors.New("event data: JSON document is not valid UTF-8")
 	}
 	return EventData{kind: KindJSON, raw: raw}, nil
 }

@@ -3,6 +3,7 @@ package host
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Load errors, wrapped with the plugin's name and the details.
@@ -44,26 +45,35 @@ var (
 	ErrFailed = errors.New("plugin failed")
 	// ErrClosed: the plugin was closed.
 	ErrClosed = errors.New("plugin closed")
+
+	// ErrInput: the host cannot give this input to a plugin (an event with
+	// more metadata entries than the ABI counts, a batch larger than the
+	// step's memory); no instance was harmed.
+	ErrInput = errors.New("input not accepted")
 )
 
-// CallError is a failed call into a plugin. Errors other than ErrFailed
-// and context errors discard the instance.
+// CallError is a failed call into a plugin. Every error but ErrFailed,
+// ErrInput and ErrClosed discarded the instance that was called.
 type CallError struct {
 	Plugin string
 	Export string
 	Batch  uint64 // the plugin's call count, from 1
 	Event  int    // index in the batch of the event at fault; -1 when unknown
+	Key    string // the group of an aggregate call; "" otherwise
 	Err    error  // wraps one of the call errors above, or a context error
 }
 
 func (e *CallError) Error() string {
-	if e.Event >= 0 {
-		return fmt.Sprintf("plugin[%s] export[%s] batch[%d] event[%d]: %v", e.Plugin, e.Export, e.Batch, e.Event, e.Err)
+	var b strings.Builder
+	fmt.Fprintf(&b, "plugin[%s] export[%s] batch[%d]", e.Plugin, e.Export, e.Batch)
+	if e.Key != "" {
+		fmt.Fprintf(&b, " key[%s]", e.Key)
 	}
-	return fmt.Sprintf("plugin[%s] export[%s] batch[%d]: %v", e.Plugin, e.Export, e.Batch, e.Err)
+	if e.Event >= 0 {
+		fmt.Fprintf(&b, " event[%d]", e.Event)
+	}
+	fmt.Fprintf(&b, ": %v", e.Err)
+	return b.String()
 }
 
 func (e *CallError) Unwrap() error { return e.Err }
-
-// discards reports whether the error leaves the instance unusable.
-func (e *CallError) discards() bool { return !errors.Is(e.Err, ErrFailed) }

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/tetratelabs/wazero"
+
+	"github.com/aegis-streaming/aegis/abi"
 )
 
 // Host loads plugins. It owns the compilation cache that every plugin it
@@ -96,6 +98,11 @@ func (h *Host) load(ctx context.Context, wasm []byte, cfg StepConfig, anyKind bo
 	digest := hex.EncodeToString(sum[:])
 	if cfg.SHA256 != "" && !strings.EqualFold(cfg.SHA256, digest) {
 		return nil, fmt.Errorf("plugin[%s]: %w: the step pins %s, the module is %s", cfg.Name, ErrChecksum, cfg.SHA256, digest)
+	}
+	switch cfg.Kind {
+	case 0, abi.KindFilter, abi.KindMap, abi.KindAggregate:
+	default:
+		return nil, fmt.Errorf("plugin[%s]: %w: the step must be one kind, not %s", cfg.Name, ErrKind, cfg.Kind)
 	}
 	if cfg.Config == nil {
 		cfg.Config = []byte("{}")

@@ -226,6 +226,86 @@ func TestEventErrors(t *testing.T) {
 	if len(out) != 3 || out[0].ID != in[0].ID || out[1].ID != in[2].ID || out[2].ID != in[4].ID {
 		t.Fatalf("kept %d events", len(out))
 	}
+	// Failed events are not a fault of the instance: it stays in use.
+	for i := 0; i < 2; i++ {
+		p.Process(context.Background(), in, nil)
+	}
+	if created, discarded := p.Instances(); created != 1 || discarded != 0 {
+		t.Fatalf("instances created %d, discarded %d; want 1, 0", created, discarded)
+	}
+}
+
+// TestLogFloodIsBounded: a plugin that writes megabytes to stdout per call
+// gets its per-call budget logged, the rest counted as dropped, and keeps
+// its instance.
+func TestLogFloodIsBounded(t *testing.T) {
+	h, logs := newHost(t)
+	p := load(t, h, "wat/log_flood", host.StepConfig{Name: "noisy"})
+	for i := 0; i < 3; i++ {
+		if _, err := p.Process(context.Background(), orders.Events(2, 1), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Close(context.Background())
+	if n := strings.Count(logs.String(), `msg="plugin output over the per-call limit dropped" plugin=noisy stream=stdout bytes=4128768`); n != 3 {
+		t.Fatalf("%d drop reports, want 3:\n%.2000s", n, logs)
+	}
+	if created, discarded := p.Instances(); created != 1 || discarded != 0 {
+		t.Fatalf("instances created %d, discarded %d; want 1, 0", created, discarded)
+	}
+}
+
+// TestCancelledCallerKeepsInstances: calls with a done context fail with
+// the context's error before touching an instance.
+func TestCancelledCallerKeepsInstances(t *testing.T) {
+	h, _ := newHost(t)
+	p := load(t, h, "wat/orders_filter", host.StepConfig{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for i := 0; i < 3; i++ {
+		if _, err := p.Process(ctx, orders.Events(2, 1), nil); !errors.Is(err, context.Canceled) {
+			t.Fatalf("error %v; want context.Canceled", err)
+		}
+	}
+	if created, discarded := p.Instances(); created != 1 || discarded != 0 {
+		t.Fatalf("instances created %d, discarded %d; want 1, 0", created, discarded)
+	}
+	if out, err := p.Process(context.Background(), orders.Events(4, 1), nil); err != nil || len(out) != 3 {
+		t.Fatalf("then: %d events, %v", len(out), err)
+	}
+}
+
+// TestCloseDuringCalls: closing a plugin while goroutines call it ends
+// every call with success or ErrClosed, never anything else, and no call
+// waits forever.
+func TestCloseDuringCalls(t *testing.T) {
+	h, _ := newHost(t)
+	p := load(t, h, "wat/orders_filter", host.StepConfig{Workers: 2})
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for g := 0; g < 6; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				_, err := p.Process(context.Background(), orders.Events(64, 1), nil)
+				if errors.Is(err, host.ErrClosed) {
+					return
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(20 * time.Millisecond)
+	p.Close(context.Background())
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("during Close: %v", err)
+	}
 }
 
 // TestMapRoundTrip: a WAT map that copies its input returns events equal to

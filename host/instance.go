@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/tetratelabs/wazero/api"
@@ -47,8 +48,8 @@ type instance struct {
 func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	inst := &instance{
 		p:       p,
-		stdout:  &lineLogger{log: p.log, level: slog.LevelInfo, stream: "stdout"},
-		stderr:  &lineLogger{log: p.log, level: slog.LevelWarn, stream: "stderr"},
+		stdout:  &lineLogger{log: p.log, level: slog.LevelInfo, stream: "stdout", budget: maxLogPerCall},
+		stderr:  &lineLogger{log: p.log, level: slog.LevelWarn, stream: "stderr", budget: maxLogPerCall},
 		fns:     make(map[string]api.Function),
 		types:   make(map[string]engine.EventType),
 		sources: make(map[string]string),
@@ -160,6 +161,8 @@ func (p *Plugin) classify(parent, cctx context.Context, err error) error {
 // deadline; results are left in inst.stack.
 func (inst *instance) callRaw(ctx context.Context, export string) error {
 	fn := inst.fns[export]
+	inst.stdout.startCall()
+	inst.stderr.startCall()
 	cctx, cancel := inst.p.callContext(ctx)
 	defer cancel()
 	if err := fn.CallWithStack(cctx, inst.stack[:]); err != nil {
@@ -168,29 +171,35 @@ func (inst *instance) callRaw(ctx context.Context, export string) error {
 	return nil
 }
 
-// grow makes the input buffer hold at least size bytes.
+// grow makes the input buffer hold at least size bytes. It asks for twice
+// the current size, to grow rarely, while that leaves room in the step's
+// memory; an input that cannot fit at all is refused before the module is
+// asked.
 func (inst *instance) grow(ctx context.Context, size int) error {
 	if size <= int(inst.bufCap) {
 		return nil
 	}
-	if size > 1<<31 {
-		return fmt.Errorf("input of %d bytes is larger than a module's memory", size)
+	memory := int64(inst.p.cfg.Limits.MemoryPages) * 65536
+	if int64(size) > memory/2 {
+		return fmt.Errorf("%w: an input of %d bytes does not fit in the step's memory of %d bytes (the module needs room besides its input)", ErrInput, size, memory)
 	}
-	want := uint32(max(size, 2*int(inst.bufCap), initialBuffer))
-	want = min(want, 1<<31)
+	want := int64(max(size, initialBuffer))
+	if double := 2 * int64(inst.bufCap); double > want && double <= memory/4 {
+		want = double
+	}
 	inst.stack[0] = uint64(want)
 	if err := inst.callRaw(ctx, abi.ExportAlloc); err != nil {
 		return fmt.Errorf("%s(%d): %w", abi.ExportAlloc, want, err)
 	}
 	ptr := uint32(inst.stack[0])
 	if ptr == 0 {
-		return fmt.Errorf("%s(%d) returned 0: the module could not allocate its input buffer", abi.ExportAlloc, want)
+		return fmt.Errorf("%w: %s(%d) returned 0: the module could not allocate its input buffer", ErrBadResult, abi.ExportAlloc, want)
 	}
-	if _, ok := inst.mem.Read(ptr, want); !ok {
+	if _, ok := inst.mem.Read(ptr, uint32(want)); !ok {
 		return fmt.Errorf("%w: %s(%d) returned %#x, outside the module's memory of %d bytes",
 			ErrBadResult, abi.ExportAlloc, want, ptr, inst.mem.Size())
 	}
-	inst.buf, inst.bufCap = ptr, want
+	inst.buf, inst.bufCap = ptr, uint32(want)
 	return nil
 }
 
@@ -243,7 +252,7 @@ func batchSize(in []engine.Event) (int, error) {
 	n := abi.BatchHeaderSize
 	for i := range in {
 		if len(in[i].Metadata) > engine.ABIMetaLimit {
-			return 0, fmt.Errorf("event[%d] has %d metadata entries, a plugin takes at most %d", i, len(in[i].Metadata), engine.ABIMetaLimit)
+			return 0, fmt.Errorf("%w: event[%d] has %d metadata entries, a plugin takes at most %d", ErrInput, i, len(in[i].Metadata), engine.ABIMetaLimit)
 		}
 		n += engine.ABIRecordSize(&in[i])
 	}
@@ -258,12 +267,7 @@ func putBatch(dst []byte, in []engine.Event) {
 	}
 }
 
-func (inst *instance) process(ctx context.Context, export string, batch uint64, in, out []engine.Event) ([]engine.Event, error) {
-	p := inst.p
-	size, err := batchSize(in)
-	if err != nil {
-		return out, p.callError(export, batch, -1, err)
-	}
+func (inst *instance) process(ctx context.Context, export string, batch uint64, size int, in, out []engine.Event) ([]engine.Event, error) {
 	body := abi.BodyIndices
 	if export == abi.ExportMap {
 		body = abi.BodyRecords
@@ -311,6 +315,7 @@ func (inst *instance) eventErrors(r *abi.Result, n int) *engine.EventErrors {
 		}
 		errs.Errors = append(errs.Errors, engine.EventError{Index: int(ee.Index), Code: ee.Code, Message: clip(string(ee.Message))})
 	}
+	slices.SortStableFunc(errs.Errors, func(a, b engine.EventError) int { return a.Index - b.Index })
 	return errs
 }
 
@@ -428,13 +433,8 @@ func sameMeta(v *abi.View, m map[string]string) bool {
 	return true
 }
 
-func (inst *instance) accumulate(ctx context.Context, batch uint64, key string, acc []byte, in []engine.Event) ([]byte, error) {
-	p := inst.p
+func (inst *instance) accumulate(ctx context.Context, batch uint64, key string, acc []byte, size int, in []engine.Event) ([]byte, error) {
 	st := abi.State{Key: []byte(key), Acc: acc}
-	size, err := batchSize(in)
-	if err != nil {
-		return nil, p.callError(abi.ExportAggregate, batch, -1, err)
-	}
 	r, err := inst.call(ctx, abi.ExportAggregate, batch, st.StateSize()+size, func(dst []byte) {
 		n := abi.PutState(dst, &st)
 		putBatch(dst[n:], in)

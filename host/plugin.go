@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/tetratelabs/wazero"
@@ -37,6 +38,8 @@ type Plugin struct {
 	tokens  chan struct{} // one per live instance
 	batches atomic.Uint64
 	closed  atomic.Bool
+	done    chan struct{} // closed by Close
+	mu      sync.Mutex    // orders returns to idle against Close
 
 	// Counters for stats.
 	created, discarded atomic.Uint64
@@ -69,13 +72,6 @@ func (p *Plugin) init(ctx context.Context, wasm []byte, anyKind bool) error {
 		return fmt.Errorf("%w: %v", ErrInvalidModule, err)
 	}
 	p.compiled = compiled
-	if err := checkModule(compiled, &p.info); err != nil {
-		return err
-	}
-	_, p.hasInit = compiled.ExportedFunctions()[abi.ExportInit]
-	if !p.hasInit && !isEmptyObject(p.cfg.Config) {
-		return fmt.Errorf("%w: the step has configuration but the module has no %s", ErrConfig, abi.ExportInit)
-	}
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, p.rt); err != nil {
 		return fmt.Errorf("%w: WASI: %v", ErrInstantiate, err)
 	}
@@ -87,13 +83,20 @@ func (p *Plugin) init(ctx context.Context, wasm []byte, anyKind bool) error {
 		Instantiate(ctx); err != nil {
 		return fmt.Errorf("%w: host module: %v", ErrInstantiate, err)
 	}
+	if err := checkModule(compiled, p.rt.Module(abi.WASIModule).ExportedFunctionDefinitions(), &p.info); err != nil {
+		return err
+	}
+	_, p.hasInit = compiled.ExportedFunctions()[abi.ExportInit]
+	if !p.hasInit && !isEmptyObject(p.cfg.Config) {
+		return fmt.Errorf("%w: the step has configuration but the module has no %s", ErrConfig, abi.ExportInit)
+	}
 
 	mc := wazero.NewModuleConfig().WithName("").WithStartFunctions()
 	if _, ok := compiled.ExportedFunctions()[abi.ExportInitialize]; ok {
 		mc = mc.WithStartFunctions(abi.ExportInitialize)
 	}
 	if p.cfg.Grants.Clock {
-		mc = mc.WithSysWalltime().WithSysNanotime().WithSysNanosleep()
+		mc = mc.WithSysWalltime().WithSysNanotime() // not sleep: it would outlast the deadline
 	}
 	if p.cfg.Grants.Random {
 		mc = mc.WithRandSource(rand.Reader)
@@ -103,6 +106,7 @@ func (p *Plugin) init(ctx context.Context, wasm []byte, anyKind bool) error {
 	}
 	p.modCfg = mc
 
+	p.done = make(chan struct{})
 	p.idle = make(chan *instance, p.cfg.Workers)
 	p.tokens = make(chan struct{}, p.cfg.Workers)
 	p.tokens <- struct{}{}
@@ -136,22 +140,24 @@ func isEmptyObject(b []byte) bool {
 // hostLog is aegis.log(level, ptr, len).
 func (p *Plugin) hostLog(ctx context.Context, m api.Module, stack []uint64) {
 	level, ptr, n := int32(stack[0]), uint32(stack[1]), uint32(stack[2])
-	n = min(n, maxLogLine)
 	b, ok := m.Memory().Read(ptr, n)
 	if !ok {
-		p.log.Warn("aegis.log called with a message out of bounds", "ptr", ptr, "len", n)
+		p.log.Warn("aegis.log called with a message out of bounds; dropped", "ptr", ptr, "len", n)
 		return
 	}
-	p.log.Log(ctx, slog.Level(level), strings.ToValidUTF8(string(b), "\uFFFD"))
+	p.log.Log(ctx, slog.Level(level), strings.ToValidUTF8(string(b[:min(len(b), maxLogLine)]), "\uFFFD"))
 }
 
 // acquire takes an idle instance, or makes one if fewer than Workers
-// exist, or waits for one.
-func (p *Plugin) acquire(ctx context.Context) (*instance, error) {
-	if p.closed.Load() {
-		return nil, ErrClosed
+// exist, or waits for one. A fresh instance that fails its handshake fails
+// the call that needed it.
+func (p *Plugin) acquire(ctx context.Context, export string, batch uint64) (*instance, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, p.callError(export, batch, -1, err)
 	}
 	select {
+	case <-p.done:
+		return nil, p.callError(export, batch, -1, ErrClosed)
 	case inst := <-p.idle:
 		return inst, nil
 	default:
@@ -162,53 +168,78 @@ func (p *Plugin) acquire(ctx context.Context) (*instance, error) {
 	case p.tokens <- struct{}{}:
 		inst, err := p.newInstance(ctx)
 		if err != nil {
+			p.discarded.Add(1)
 			<-p.tokens
-			return nil, err
+			return nil, p.callError(export, batch, -1, fmt.Errorf("a fresh instance: %w", err))
 		}
 		return inst, nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, p.callError(export, batch, -1, ctx.Err())
+	case <-p.done:
+		return nil, p.callError(export, batch, -1, ErrClosed)
 	}
 }
 
+// release returns an instance to the pool after a call that ended with err,
+// or discards it: after a fault (anything but success, a failure the module
+// reported, or per-event errors), and whenever wazero closed the module
+// (a deadline can fire just after the call returned).
 func (p *Plugin) release(ctx context.Context, inst *instance, err error) {
-	var ce *CallError
-	if err != nil && (!errors.As(err, &ce) || ce.discards()) {
+	var ee *engine.EventErrors
+	keep := err == nil || errors.Is(err, ErrFailed) || errors.As(err, &ee)
+	if keep && !inst.mod.IsClosed() {
+		p.mu.Lock()
+		if !p.closed.Load() {
+			p.idle <- inst // never blocks: there are at most Workers instances
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+	} else {
 		p.discarded.Add(1)
-		inst.close(ctx)
-		<-p.tokens
-		return
 	}
-	if p.closed.Load() {
-		inst.close(ctx)
-		<-p.tokens
-		return
-	}
-	p.idle <- inst
+	inst.close(ctx)
+	<-p.tokens
 }
 
 // Close closes every instance and the plugin's runtime. Calls in flight
-// fail.
+// and calls waiting for an instance fail with ErrClosed.
 func (p *Plugin) Close(ctx context.Context) error {
+	p.mu.Lock()
 	if p.closed.Swap(true) {
+		p.mu.Unlock()
 		return nil
 	}
-	for {
+	close(p.done)
+	for drained := false; !drained; {
 		select {
 		case inst := <-p.idle:
 			inst.close(ctx)
 		default:
-			return p.rt.Close(ctx)
+			drained = true
 		}
 	}
+	p.mu.Unlock()
+	return p.rt.Close(ctx)
 }
 
 func (p *Plugin) callError(export string, batch uint64, event int, err error) *CallError {
 	return &CallError{Plugin: p.name, Export: export, Batch: batch, Event: event, Err: err}
 }
 
+// finishCall settles a call: the instance goes back or is discarded, and
+// an error of a call that a Close interrupted is reported as ErrClosed.
+func (p *Plugin) finishCall(ctx context.Context, inst *instance, export string, batch uint64, err error) error {
+	p.release(ctx, inst, err)
+	var ee *engine.EventErrors
+	if err != nil && p.closed.Load() && !errors.As(err, &ee) && !errors.Is(err, ErrClosed) {
+		return p.callError(export, batch, -1, fmt.Errorf("%w during the call (%v)", ErrClosed, err))
+	}
+	return err
+}
+
 // Process implements engine.Step for filter and map plugins.
-func (p *Plugin) Process(ctx context.Context, in []engine.Event, out []engine.Event) ([]engine.Event, error) {
+func (p *Plugin) Process(ctx context.Context, in []engine.Event, out []engine.Event) (_ []engine.Event, err error) {
 	var export string
 	switch p.kind {
 	case abi.KindFilter:
@@ -221,47 +252,59 @@ func (p *Plugin) Process(ctx context.Context, in []engine.Event, out []engine.Ev
 	if len(in) == 0 {
 		return out, nil
 	}
-	inst, err := p.acquire(ctx)
-	if err != nil {
-		return out, fmt.Errorf("plugin[%s]: %w", p.name, err)
-	}
 	batch := p.batches.Add(1)
-	out, err = inst.process(ctx, export, batch, in, out)
-	p.release(ctx, inst, err)
-	return out, err
+	size, err := batchSize(in)
+	if err != nil {
+		return out, p.callError(export, batch, -1, err)
+	}
+	inst, err := p.acquire(ctx, export, batch)
+	if err != nil {
+		return out, err
+	}
+	defer func() { err = p.finishCall(ctx, inst, export, batch, err) }()
+	return inst.process(ctx, export, batch, size, in, out)
 }
 
 // Accumulate implements engine.Aggregator.
 func (p *Plugin) Accumulate(ctx context.Context, key string, acc []byte, in []engine.Event) ([]byte, error) {
-	return aggCall(p, ctx, func(inst *instance, batch uint64) ([]byte, error) {
-		return inst.accumulate(ctx, batch, key, acc, in)
+	size, err := batchSize(in)
+	if err != nil {
+		return nil, p.callError(abi.ExportAggregate, p.batches.Add(1), -1, err)
+	}
+	return aggCall(p, ctx, abi.ExportAggregate, key, func(inst *instance, batch uint64) ([]byte, error) {
+		return inst.accumulate(ctx, batch, key, acc, size, in)
 	})
 }
 
 // Merge implements engine.Aggregator.
 func (p *Plugin) Merge(ctx context.Context, key string, a, b []byte) ([]byte, error) {
-	return aggCall(p, ctx, func(inst *instance, batch uint64) ([]byte, error) {
+	return aggCall(p, ctx, abi.ExportMerge, key, func(inst *instance, batch uint64) ([]byte, error) {
 		return inst.merge(ctx, batch, key, a, b)
 	})
 }
 
 // Finish implements engine.Aggregator.
 func (p *Plugin) Finish(ctx context.Context, key string, acc []byte, w engine.Window, out []engine.Event) ([]engine.Event, error) {
-	return aggCall(p, ctx, func(inst *instance, batch uint64) ([]engine.Event, error) {
+	return aggCall(p, ctx, abi.ExportFinish, key, func(inst *instance, batch uint64) ([]engine.Event, error) {
 		return inst.finish(ctx, batch, key, acc, w, out)
 	})
 }
 
-func aggCall[T any](p *Plugin, ctx context.Context, call func(*instance, uint64) (T, error)) (T, error) {
-	var zero T
+func aggCall[T any](p *Plugin, ctx context.Context, export, key string, call func(*instance, uint64) (T, error)) (v T, err error) {
 	if p.kind != abi.KindAggregate {
-		return zero, fmt.Errorf("plugin[%s]: %w: this step is a %s, not an aggregate", p.name, ErrKind, p.kind)
+		return v, fmt.Errorf("plugin[%s]: %w: this step is a %s, not an aggregate", p.name, ErrKind, p.kind)
 	}
-	inst, err := p.acquire(ctx)
+	batch := p.batches.Add(1)
+	defer func() {
+		var ce *CallError
+		if errors.As(err, &ce) {
+			ce.Key = key
+		}
+	}()
+	inst, err := p.acquire(ctx, export, batch)
 	if err != nil {
-		return zero, fmt.Errorf("plugin[%s]: %w", p.name, err)
+		return v, err
 	}
-	v, err := call(inst, p.batches.Add(1))
-	p.release(ctx, inst, err)
-	return v, err
+	defer func() { err = p.finishCall(ctx, inst, export, batch, err) }()
+	return call(inst, batch)
 }

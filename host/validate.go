@@ -64,7 +64,7 @@ func (s signature) String() string {
 // ABI and fills in what it learns. The kinds it finds here are those whose
 // exports are all present; aegis_kinds, read after instantiation, may
 // narrow them.
-func checkModule(m wazero.CompiledModule, info *Info) error {
+func checkModule(m wazero.CompiledModule, wasi map[string]api.FunctionDefinition, info *Info) error {
 	if len(m.ImportedMemories()) > 0 {
 		return fmt.Errorf("%w: the module imports a memory; it must define and export its own", ErrBadImport)
 	}
@@ -78,6 +78,13 @@ func checkModule(m wazero.CompiledModule, info *Info) error {
 				return fmt.Errorf("%w: import %s.%s is %s, want %s", ErrBadSignature, mod, name, sig, sigLog)
 			}
 		case mod == abi.WASIModule:
+			d, ok := wasi[name]
+			if !ok {
+				return fmt.Errorf("%w: %s.%s is not a WASI preview 1 function", ErrBadImport, mod, name)
+			}
+			if want := sigOf(d); !sig.equal(want) {
+				return fmt.Errorf("%w: import %s.%s is %s, want %s", ErrBadSignature, mod, name, sig, want)
+			}
 		default:
 			return fmt.Errorf("%w: %s.%s (a plugin may import %s.%s and %s functions only)",
 				ErrBadImport, mod, name, abi.ImportModule, abi.ImportLog, abi.WASIModule)

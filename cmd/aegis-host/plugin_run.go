@@ -85,6 +85,9 @@ func pluginRunCommand() *cli.Command {
 						}
 						return e, fmt.Errorf("stdin: event %d: %w", line, err)
 					}
+					if err := e.Validate(); err != nil {
+						return e, fmt.Errorf("stdin: event %d: %w", line, err)
+					}
 					if e.ID.IsZero() {
 						e.ID = engine.NewEventID()
 					}
