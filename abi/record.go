@@ -224,6 +224,10 @@ func repeatedKey(m []byte, n int) []byte {
 	return nil
 }
 
+// CheckData checks that d is data of kind k: the length of a number or a
+// bool, UTF-8 for a string. (It does not check JSON; the host does.)
+func CheckData(k DataKind, d []byte) error { return checkData(k, d, true) }
+
 func checkData(k DataKind, d []byte, text bool) error {
 	switch k {
 	case DataNull:

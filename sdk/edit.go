@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"strconv"
+	"unsafe"
 )
 
 // Editor rewrites the top-level members of a JSON object: it sets, replaces
@@ -15,6 +16,7 @@ type Editor struct {
 	edits []edit
 	vals  []byte // encoded values of the edits
 	out   []byte
+	in    []byte // a copy of a document that was our own output
 }
 
 type edit struct {
@@ -101,6 +103,12 @@ func (ed *Editor) Apply(doc []byte) (out []byte, ok bool) {
 	for i := range ed.edits {
 		ed.edits[i].used = false
 	}
+	if overlaps(doc, ed.out) {
+		// Editing the last result again: read it from a copy, since the
+		// new result is written where it is.
+		ed.in = append(ed.in[:0], doc...)
+		doc = ed.in
+	}
 	out = append(ed.out[:0], '{')
 	first := true
 	ok = Members(doc, func(k, v []byte) bool {
@@ -149,4 +157,15 @@ func (ed *Editor) Apply(doc []byte) (out []byte, ok bool) {
 	out = append(out, '}')
 	ed.out = out
 	return out, true
+}
+
+// overlaps reports whether a and b share any of their backing arrays'
+// bytes (up to b's capacity).
+func overlaps(a, b []byte) bool {
+	if len(a) == 0 || cap(b) == 0 {
+		return false
+	}
+	a0 := uintptr(unsafe.Pointer(unsafe.SliceData(a)))
+	b0 := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return a0 < b0+uintptr(cap(b)) && b0 < a0+uintptr(len(a))
 }

@@ -239,3 +239,19 @@ func TestEditorAllocs(t *testing.T) {
 		t.Errorf("Editor allocates %v times per run, want 0", n)
 	}
 }
+
+// TestEditorReappliesItsOwnOutput: the result of Apply can be edited again.
+func TestEditorReappliesItsOwnOutput(t *testing.T) {
+	var ed sdk.Editor
+	doc, _ := ed.Reset().SetInt("a", 1).Apply([]byte(`{"x":"long enough to matter","y":[1,2,3]}`))
+	for i := 0; i < 3; i++ {
+		var ok bool
+		doc, ok = ed.Reset().SetInt("b", int64(i)).Apply(doc)
+		if !ok {
+			t.Fatalf("round %d: not an object", i)
+		}
+	}
+	if string(doc) != `{"x":"long enough to matter","y":[1,2,3],"a":1,"b":2}` {
+		t.Fatalf("got %s", doc)
+	}
+}

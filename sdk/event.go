@@ -1,6 +1,9 @@
 package sdk
 
 import (
+	"errors"
+	"fmt"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/aegis-streaming/aegis/abi"
@@ -170,17 +173,62 @@ func (o *OutEvent) metaWithout(key string) ([]byte, uint16) {
 	return b, n
 }
 
+// takeErr returns and forgets the first refused event's error.
+func (out *Output) takeErr() error {
+	err := out.err
+	out.err = nil
+	return err
+}
+
+// check applies the host's rules for output events.
+func (o *OutEvent) check() error {
+	if len(o.Type) == 0 || len(o.Type) > abi.MaxTypeLen {
+		return fmt.Errorf("output event type %q: must be 1 to %d bytes", o.Type, abi.MaxTypeLen)
+	}
+	for i := 0; i < len(o.Type); i++ {
+		if c := o.Type[i]; c <= ' ' || c == 0x7f {
+			return fmt.Errorf("output event type %q contains white space or a control character", o.Type)
+		}
+	}
+	if !utf8.ValidString(o.Type) || !utf8.ValidString(o.Source) {
+		return errors.New("output event type or source is not valid UTF-8")
+	}
+	if err := abi.CheckData(o.Kind, o.Data); err != nil {
+		return fmt.Errorf("output event data: %w", err)
+	}
+	if o.Kind == DataJSON && !utf8.Valid(o.Data) {
+		return errors.New("output event data: JSON is not valid UTF-8")
+	}
+	for k, v, rest, ok := abi.NextMeta(o.meta); ok; k, v, rest, ok = abi.NextMeta(rest) {
+		if len(k) == 0 || !utf8.Valid(k) || !utf8.Valid(v) {
+			return fmt.Errorf("output event metadata %q: keys must be non-empty and both UTF-8", k)
+		}
+	}
+	return nil
+}
+
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
 // Output collects the events a map or finish emits.
 type Output struct {
 	w      *abi.ResultWriter
 	origin uint32
+	err    error // the first event Emit refused
 }
 
 // Emit adds an output event. Its bytes are copied at once, so o and what it
-// points to may be reused after Emit returns.
+// points to may be reused after Emit returns. An event the host would
+// refuse (a type that is empty, longer than 255 bytes or has white space or
+// control characters; text that is not UTF-8; data that does not fit its
+// kind) is not emitted: it fails the input event it came from (map) or the
+// call (finish), with the reason.
 func (out *Output) Emit(o *OutEvent) {
+	if err := o.check(); err != nil {
+		if out.err == nil {
+			out.err = err
+		}
+		return
+	}
 	r := abi.Record{
 		Index: out.origin, ID: o.ID, Time: o.Time, Kind: o.Kind,
 		Type: bytesOf(o.Type), Source: bytesOf(o.Source), Data: o.Data,

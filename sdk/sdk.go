@@ -27,6 +27,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"unicode/utf8"
 
@@ -165,8 +166,15 @@ func Aggregate[S any](a AggregateFuncs[S]) {
 	if a.Add == nil || a.Merge == nil || a.Finish == nil {
 		panic("sdk: Aggregate needs Add, Merge and Finish")
 	}
+	if (a.Marshal == nil) != (a.Unmarshal == nil) {
+		panic("sdk: Aggregate needs both Marshal and Unmarshal, or neither")
+	}
 	var zero S
-	if a.Marshal == nil || a.Unmarshal == nil {
+	if a.Marshal == nil {
+		if f := unexportedField(reflect.TypeFor[S](), "S"); f != "" {
+			panic("sdk: Aggregate: the state's field " + f + " is unexported; the host keeps the state " +
+				"encoded between calls, so the default encoding needs exported fields (or give Marshal and Unmarshal)")
+		}
 		if binary.Size(&zero) > 0 {
 			a.Marshal = func(s *S, b []byte) []byte {
 				b, err := binary.Append(b, binary.LittleEndian, s)
@@ -176,7 +184,10 @@ func Aggregate[S any](a AggregateFuncs[S]) {
 				return b
 			}
 			a.Unmarshal = func(b []byte, s *S) error {
-				_, err := binary.Decode(b, binary.LittleEndian, s)
+				n, err := binary.Decode(b, binary.LittleEndian, s)
+				if err == nil && n != len(b) {
+					err = fmt.Errorf("%d bytes after the state", len(b)-n)
+				}
 				return err
 			}
 		} else {
@@ -191,6 +202,26 @@ func Aggregate[S any](a AggregateFuncs[S]) {
 		}
 	}
 	aggImpl = &aggFuncs[S]{AggregateFuncs: a}
+}
+
+// unexportedField names the first unexported struct field in t (path is
+// how t was reached), or returns "".
+func unexportedField(t reflect.Type, path string) string {
+	switch t.Kind() {
+	case reflect.Struct:
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			if !f.IsExported() {
+				return path + "." + f.Name
+			}
+			if u := unexportedField(f.Type, path+"."+f.Name); u != "" {
+				return u
+			}
+		}
+	case reflect.Array, reflect.Slice, reflect.Pointer, reflect.Map:
+		return unexportedField(t.Elem(), path+"[]")
+	}
+	return ""
 }
 
 type aggregator interface {
@@ -365,7 +396,11 @@ var mapOut = Output{w: &res}
 
 func mapRecord(r abi.RawRecord) error {
 	mapOut.origin = r.Index()
-	if err := mapFn(Event{r: r}, &mapOut); err != nil {
+	err := mapFn(Event{r: r}, &mapOut)
+	if err == nil {
+		err = mapOut.takeErr()
+	}
+	if err != nil {
 		// The host discards what was emitted for a failed event.
 		failEvent(r.Index(), err)
 	}
@@ -415,7 +450,11 @@ func handleFinish(in []byte) []byte {
 		return res.Fail(abi.StatusBadInput, err.Error())
 	}
 	out := Output{w: &res}
-	if err := aggImpl.finish(string(s.Key), s.Acc, Window{Start: start, End: end}, &out); err != nil {
+	err = aggImpl.finish(string(s.Key), s.Acc, Window{Start: start, End: end}, &out)
+	if err == nil {
+		err = out.takeErr()
+	}
+	if err != nil {
 		return failCall(abi.StatusFailed, err.Error())
 	}
 	return res.Finish()

@@ -1077,3 +1077,52 @@ func TestHandlerAllocs(t *testing.T) {
 		t.Errorf("filter and map allocate %v times per call, want 0", n)
 	}
 }
+
+// TestEmitRefusesWhatTheHostWould: an output the host would refuse fails
+// its input event (map) or the call (finish) instead of the whole batch.
+func TestEmitRefusesWhatTheHostWould(t *testing.T) {
+	isolate(t)
+	Map(func(e Event, out *Output) error {
+		o := e.Out()
+		switch e.Index() {
+		case 1:
+			o.Type = "has space"
+		case 2:
+			o.Kind, o.Data = DataInt, []byte{1, 2}
+		case 3:
+			o.SetJSON([]byte("\"\xff\""))
+		}
+		out.Emit(&o)
+		return nil
+	})
+	in := batch(rec(0, "ok", DataNull, nil), rec(1, "ok", DataNull, nil), rec(2, "ok", DataNull, nil), rec(3, "ok", DataNull, nil))
+	r := call(t, handleMap, in, abi.BodyRecords, 4)
+	if got := outputs(t, r); len(got) != 1 || got[0].Index != 0 {
+		t.Fatalf("outputs %v", got)
+	}
+	errs := eventErrors(r)
+	if len(errs) != 3 || errs[0].index != 1 || errs[1].index != 2 || errs[2].index != 3 {
+		t.Fatalf("event errors %+v", errs)
+	}
+}
+
+func TestAggregateStateMustBeEncodable(t *testing.T) {
+	isolate(t)
+	type hidden struct{ count, sum int64 }
+	mustPanic(t, "unexported fields", func() {
+		Aggregate(AggregateFuncs[hidden]{
+			Add:    func(*hidden, Event) error { return nil },
+			Merge:  func(*hidden, *hidden) {},
+			Finish: func(string, *hidden, Window, *Output) error { return nil },
+		})
+	})
+	type open struct{ Count int64 }
+	mustPanic(t, "Marshal without Unmarshal", func() {
+		Aggregate(AggregateFuncs[open]{
+			Add:     func(*open, Event) error { return nil },
+			Merge:   func(*open, *open) {},
+			Finish:  func(string, *open, Window, *Output) error { return nil },
+			Marshal: func(s *open, b []byte) []byte { return b },
+		})
+	})
+}

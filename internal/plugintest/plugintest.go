@@ -86,7 +86,8 @@ func build(root, name string) (string, error) {
 		}
 		tool = string(v)
 	} else {
-		// A Go plugin depends on its own directory, the SDK and the ABI.
+		// A Go plugin depends on its own directory, the SDK and the ABI
+		// (test plugins import nothing else of the module).
 		for _, d := range []string{filepath.Join("testplugins", name), "sdk", "abi"} {
 			files, err := goFiles(filepath.Join(root, d))
 			if err != nil {
@@ -97,14 +98,20 @@ func build(root, name string) (string, error) {
 		sources = append(sources, filepath.Join(root, "go.mod"))
 		tool = runtime.Version()
 	}
+	// The key: the plugin, the tools and what changes their output, and
+	// every source by its path in the repository.
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\n%s\n%q\n", name, tool, gobuild.Flags)
+	for _, env := range []string{"GOFLAGS", "GOEXPERIMENT", "GOWASM", "GOTOOLCHAIN"} {
+		fmt.Fprintf(h, "%s=%s\n", env, os.Getenv(env))
+	}
 	for _, f := range sources {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			return "", err
 		}
-		fmt.Fprintf(h, "%s %d\n", filepath.Base(f), len(b))
+		rel, _ := filepath.Rel(root, f)
+		fmt.Fprintf(h, "%s %d\n", filepath.ToSlash(rel), len(b))
 		h.Write(b)
 	}
 	cache, err := os.UserCacheDir()
