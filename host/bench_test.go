@@ -70,6 +70,7 @@ func BenchmarkOrders(b *testing.B) {
 		},
 		"map": {
 			{"native", func(*testing.B) engine.Step { return orders.Map }},
+			{"native-lazy", func(*testing.B) engine.Step { return orders.MapLazy }},
 			{"go", plugin("orders/map", host.Limits{})},
 			{"go-nolimit", plugin("orders/map", noLimit)},
 			{"wat-copy-nolimit", plugin("wat/keep_all_map", noLimit)},

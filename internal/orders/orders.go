@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/aegis-streaming/aegis/engine"
+	"github.com/aegis-streaming/aegis/sdk"
 )
 
 // Payloads are the four payloads the workload cycles through.
@@ -59,7 +60,7 @@ func Events(n int, start int64) []engine.Event {
 var Filter = engine.FilterStep{Filter: engine.Not(engine.TypeIs("order.refunded"))}
 
 // Map is the workload's map as a native step, written as a Go user would:
-// decode the payload, change it, encode it.
+// decode the payload, change it, encode it (encoding/json).
 var Map = engine.MapStep{Name: "orders-map", Map: func(e *engine.Event, out []engine.Event) ([]engine.Event, error) {
 	var doc map[string]any
 	if err := e.Data.Decode(&doc); err != nil {
@@ -82,6 +83,39 @@ var Map = engine.MapStep{Name: "orders-map", Map: func(e *engine.Event, out []en
 		return out, err
 	}
 	data, err := engine.JSONData(raw)
+	if err != nil {
+		return out, err
+	}
+	o := e.Clone()
+	o.Type = engine.EventType(typ)
+	o.Data = data
+	return append(out, o), nil
+}}
+
+// MapLazy is the workload's map as a native step written the way the Go
+// SDK's plugins are: one field read and the payload edited without
+// decoding it (the SDK's JSON helpers, run natively). It is the fastest
+// native baseline, against which the wasm map's own cost shows.
+var MapLazy = engine.MapStep{Name: "orders-map-lazy", Map: func(e *engine.Event, out []engine.Event) ([]engine.Event, error) {
+	raw, ok := e.Data.AsJSON()
+	if !ok {
+		return out, errors.New("data is not JSON")
+	}
+	amount, ok := sdk.Lookup(raw, "amount").Float()
+	if !ok {
+		return out, errors.New("amount is missing or not a number")
+	}
+	typ := strings.ToUpper(string(e.Type))
+	region := ""
+	if f := strings.Split(e.Source, ":"); len(f) > 3 {
+		region = f[3]
+	}
+	var ed sdk.Editor
+	doc, ok := ed.SetString("type", typ).SetInt("amount_cents", int64(math.Round(amount*100))).SetString("region", region).Apply(raw)
+	if !ok {
+		return out, errors.New("data is not a JSON object")
+	}
+	data, err := engine.JSONData(doc)
 	if err != nil {
 		return out, err
 	}
