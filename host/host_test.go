@@ -369,7 +369,7 @@ func TestOrdersMatchNative(t *testing.T) {
 	check("go filter", orders.Filter, load(t, h, "orders/filter", host.StepConfig{}))
 	check("wat filter", orders.Filter, load(t, h, "wat/orders_filter", host.StepConfig{}))
 	check("go map", orders.Map, load(t, h, "orders/map", host.StepConfig{}))
-	check("native lazy map", orders.Map, orders.MapLazy)
+	check("native lazy map", orders.Map, mapLazy)
 }
 
 func sameJSON(t *testing.T, a, b engine.EventData) bool {

@@ -1111,7 +1111,7 @@ func TestAggregateStateMustBeEncodable(t *testing.T) {
 	type hidden struct{ count, sum int64 }
 	mustPanic(t, "unexported fields", func() {
 		Aggregate(AggregateFuncs[hidden]{
-			Add:    func(*hidden, Event) error { return nil },
+			Add:    func(h *hidden, _ Event) error { h.count++; h.sum += h.count; return nil },
 			Merge:  func(*hidden, *hidden) {},
 			Finish: func(string, *hidden, Window, *Output) error { return nil },
 		})

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/aegis-streaming/aegis/engine"
-	"github.com/aegis-streaming/aegis/sdk"
 )
 
 // Payloads are the four payloads the workload cycles through.
@@ -73,11 +72,7 @@ var Map = engine.MapStep{Name: "orders-map", Map: func(e *engine.Event, out []en
 	typ := strings.ToUpper(string(e.Type))
 	doc["type"] = typ
 	doc["amount_cents"] = int64(math.Round(amount * 100))
-	region := ""
-	if f := strings.Split(e.Source, ":"); len(f) > 3 {
-		region = f[3]
-	}
-	doc["region"] = region
+	doc["region"] = Region(e.Source)
 	raw, err := json.Marshal(doc)
 	if err != nil {
 		return out, err
@@ -92,35 +87,10 @@ var Map = engine.MapStep{Name: "orders-map", Map: func(e *engine.Event, out []en
 	return append(out, o), nil
 }}
 
-// MapLazy is the workload's map as a native step written the way the Go
-// SDK's plugins are: one field read and the payload edited without
-// decoding it (the SDK's JSON helpers, run natively). It is the fastest
-// native baseline, against which the wasm map's own cost shows.
-var MapLazy = engine.MapStep{Name: "orders-map-lazy", Map: func(e *engine.Event, out []engine.Event) ([]engine.Event, error) {
-	raw, ok := e.Data.AsJSON()
-	if !ok {
-		return out, errors.New("data is not JSON")
+// Region is the fourth ':'-separated field of an orders source, or "".
+func Region(source string) string {
+	if f := strings.Split(source, ":"); len(f) > 3 {
+		return f[3]
 	}
-	amount, ok := sdk.Lookup(raw, "amount").Float()
-	if !ok {
-		return out, errors.New("amount is missing or not a number")
-	}
-	typ := strings.ToUpper(string(e.Type))
-	region := ""
-	if f := strings.Split(e.Source, ":"); len(f) > 3 {
-		region = f[3]
-	}
-	var ed sdk.Editor
-	doc, ok := ed.SetString("type", typ).SetInt("amount_cents", int64(math.Round(amount*100))).SetString("region", region).Apply(raw)
-	if !ok {
-		return out, errors.New("data is not a JSON object")
-	}
-	data, err := engine.JSONData(doc)
-	if err != nil {
-		return out, err
-	}
-	o := e.Clone()
-	o.Type = engine.EventType(typ)
-	o.Data = data
-	return append(out, o), nil
-}}
+	return ""
+}
