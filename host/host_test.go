@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -586,5 +587,55 @@ func TestInspect(t *testing.T) {
 		if !strings.Contains(joined, want) {
 			t.Errorf("exports and imports lack %s: %s", want, joined)
 		}
+	}
+}
+
+// TestHammerFailuresAndSuccesses: many goroutines share a Go plugin with
+// two workers, and a third of their batches make it panic. Every good batch
+// succeeds, every bad one fails with a trap, the pool never holds more than
+// two instances, and none is lost: the step still serves when it is over.
+func TestHammerFailuresAndSuccesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	h, _ := newHost(t)
+	p := load(t, h, "bad/panic", host.StepConfig{Workers: 2})
+	good := orders.Events(16, 1)
+	bad := append(orders.Events(3, 1), engine.Event{Type: "boom", Data: engine.NullData(), Time: 1})
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 6; i++ {
+				in, wantErr := good, false
+				if (g+i)%3 == 0 {
+					in, wantErr = bad, true
+				}
+				out, err := p.Process(context.Background(), in, nil)
+				switch {
+				case wantErr && !errors.Is(err, host.ErrTrap):
+					errs <- fmt.Errorf("bad batch: %v", err)
+				case !wantErr && (err != nil || len(out) != len(in)):
+					errs <- fmt.Errorf("good batch: %d events, %v", len(out), err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	created, discarded := p.Instances()
+	if live := created - discarded; live > 2 {
+		t.Fatalf("%d instances live for 2 workers (created %d, discarded %d)", live, created, discarded)
+	}
+	if discarded != 8 {
+		t.Errorf("discarded %d instances for 8 panics", discarded)
+	}
+	if out, err := p.Process(context.Background(), good, nil); err != nil || len(out) != len(good) {
+		t.Fatalf("after the hammer: %d events, %v", len(out), err)
 	}
 }
