@@ -65,6 +65,7 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	}
 	p.created.Add(1)
 	inst.mod, inst.mem = mod, mod.ExportedMemory(abi.ExportMemory)
+	p.insts.Store(mod, inst)
 	for name := range p.compiled.ExportedFunctions() {
 		inst.fns[name] = mod.ExportedFunction(name)
 	}
@@ -116,6 +117,7 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 
 func (inst *instance) close(ctx context.Context) {
 	if inst.mod != nil {
+		inst.p.insts.Delete(inst.mod)
 		inst.mod.Close(ctx)
 	}
 	inst.stdout.Flush()

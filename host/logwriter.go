@@ -69,6 +69,19 @@ func (w *lineLogger) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// take spends n bytes of the call's budget on a message written another
+// way (aegis.log); false means it is over budget, counted as dropped.
+func (w *lineLogger) take(n int) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if n > w.budget {
+		w.dropped += n
+		return false
+	}
+	w.budget -= n
+	return true
+}
+
 // startCall gives a new call its logging budget, and reports what the last
 // one dropped.
 func (w *lineLogger) startCall() {

@@ -39,6 +39,7 @@ type Plugin struct {
 	batches atomic.Uint64
 	closed  atomic.Bool
 	done    chan struct{} // closed by Close
+	insts   sync.Map      // api.Module -> *instance, for host functions
 	mu      sync.Mutex    // orders returns to idle against Close
 
 	// Counters for stats.
@@ -145,7 +146,12 @@ func (p *Plugin) hostLog(ctx context.Context, m api.Module, stack []uint64) {
 		p.log.Warn("aegis.log called with a message out of bounds; dropped", "ptr", ptr, "len", n)
 		return
 	}
-	p.log.Log(ctx, slog.Level(level), strings.ToValidUTF8(string(b[:min(len(b), maxLogLine)]), "\uFFFD"))
+	b = b[:min(len(b), maxLogLine)]
+	// Log messages count against the instance's per-call output budget.
+	if inst, ok := p.insts.Load(m); ok && !inst.(*instance).stderr.take(len(b)) {
+		return
+	}
+	p.log.Log(ctx, slog.Level(level), strings.ToValidUTF8(string(b), "\uFFFD"))
 }
 
 // acquire takes an idle instance, or makes one if fewer than Workers
