@@ -111,12 +111,5 @@ var mapLazy = engine.MapStep{Name: "orders-map-lazy", Map: func(e *engine.Event,
 	if !ok {
 		return out, errors.New("data is not a JSON object")
 	}
-	data, err := engine.JSONData(doc)
-	if err != nil {
-		return out, err
-	}
-	o := e.Clone()
-	o.Type = engine.EventType(typ)
-	o.Data = data
-	return append(out, o), nil
+	return orders.Mapped(e, typ, doc, out)
 }}

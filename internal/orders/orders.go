@@ -77,7 +77,13 @@ var Map = engine.MapStep{Name: "orders-map", Map: func(e *engine.Event, out []en
 	if err != nil {
 		return out, err
 	}
-	data, err := engine.JSONData(raw)
+	return Mapped(e, typ, raw, out)
+}}
+
+// Mapped appends to out the output of the map for e: e with the new type
+// and the JSON document doc as its data.
+func Mapped(e *engine.Event, typ string, doc []byte, out []engine.Event) ([]engine.Event, error) {
+	data, err := engine.JSONData(doc)
 	if err != nil {
 		return out, err
 	}
@@ -85,7 +91,7 @@ var Map = engine.MapStep{Name: "orders-map", Map: func(e *engine.Event, out []en
 	o.Type = engine.EventType(typ)
 	o.Data = data
 	return append(out, o), nil
-}}
+}
 
 // Region is the fourth ':'-separated field of an orders source, or "".
 func Region(source string) string {
