@@ -112,6 +112,9 @@ func checkModule(m wazero.CompiledModule, wasi map[string]api.FunctionDefinition
 			return fmt.Errorf("%w: %s", ErrMissingExport, name)
 		}
 	}
+	// A kind whose exports are only partly there is not a kind (ABI.md,
+	// "Kinds"); it is named if the module ends up with no kind at all.
+	partial := ""
 	for _, k := range []abi.Kind{abi.KindFilter, abi.KindMap, abi.KindAggregate} {
 		have := 0
 		for _, name := range k.Exports() {
@@ -124,12 +127,12 @@ func checkModule(m wazero.CompiledModule, wasi map[string]api.FunctionDefinition
 			info.Kinds |= k
 		case 0:
 		default:
-			return fmt.Errorf("%w: a %s step needs all of %s", ErrMissingExport, k, strings.Join(k.Exports(), ", "))
+			partial = fmt.Sprintf("; a %s step needs all of %s", k, strings.Join(k.Exports(), ", "))
 		}
 	}
 	if info.Kinds == 0 {
-		return fmt.Errorf("%w: no step exports (%s, %s, or %s with %s and %s)", ErrMissingExport,
-			abi.ExportFilter, abi.ExportMap, abi.ExportAggregate, abi.ExportMerge, abi.ExportFinish)
+		return fmt.Errorf("%w: no step exports (%s, %s, or %s with %s and %s)%s", ErrMissingExport,
+			abi.ExportFilter, abi.ExportMap, abi.ExportAggregate, abi.ExportMerge, abi.ExportFinish, partial)
 	}
 	return nil
 }
