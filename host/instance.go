@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -399,13 +400,19 @@ func (inst *instance) event(v *abi.View, origin *engine.Event, defaultTime int64
 			inst.sources[ev.Source] = ev.Source
 		}
 	}
-	start := len(*arena)
-	*arena = append(*arena, v.Data...)
-	data, err := engine.DataFromABI(v.Kind, (*arena)[start:len(*arena):len(*arena)])
-	if err != nil {
-		return ev, err
+	if origin != nil && sameData(v, origin.Data) {
+		// Unchanged data (a map that changes the type or metadata, or
+		// passes events on): share the input's, already checked.
+		ev.Data = origin.Data
+	} else {
+		start := len(*arena)
+		*arena = append(*arena, v.Data...)
+		data, err := engine.DataFromABI(v.Kind, (*arena)[start:len(*arena):len(*arena)])
+		if err != nil {
+			return ev, err
+		}
+		ev.Data = data
 	}
-	ev.Data = data
 	if v.MetaCount > 0 {
 		if origin != nil && sameMeta(v, origin.Metadata) {
 			ev.Metadata = origin.Metadata
@@ -420,6 +427,25 @@ func (inst *instance) event(v *abi.View, origin *engine.Event, defaultTime int64
 		}
 	}
 	return ev, nil
+}
+
+// sameData reports whether the record's data is d's, byte for byte and of
+// the same kind. Only data held as bytes is compared: numbers are cheap to
+// decode anyway.
+func sameData(v *abi.View, d engine.EventData) bool {
+	if engine.DataKind(v.Kind) != d.Kind() {
+		return false
+	}
+	var b []byte
+	switch d.Kind() {
+	case engine.KindJSON:
+		b, _ = d.AsJSON()
+	case engine.KindBytes:
+		b, _ = d.AsBytes()
+	default:
+		return false
+	}
+	return bytes.Equal(v.Data, b)
 }
 
 // sameMeta reports whether the record's metadata is exactly m.
