@@ -639,3 +639,21 @@ func TestHammerFailuresAndSuccesses(t *testing.T) {
 		t.Fatalf("after the hammer: %d events, %v", len(out), err)
 	}
 }
+
+// TestRefusedInputKeepsInstance: a batch the host will not hand to the
+// module (larger than half the step's memory) fails with ErrInput before
+// the module sees it, and the instance stays in use.
+func TestRefusedInputKeepsInstance(t *testing.T) {
+	h, _ := newHost(t)
+	p := load(t, h, "wat/orders_filter", host.StepConfig{Limits: host.Limits{MemoryPages: 2}})
+	_, err := p.Process(context.Background(), orders.Events(400, 1), nil)
+	if !errors.Is(err, host.ErrInput) || !strings.Contains(err.Error(), "does not fit in the step's memory") {
+		t.Fatalf("error %v; want ErrInput", err)
+	}
+	if out, err := p.Process(context.Background(), orders.Events(4, 1), nil); err != nil || len(out) != 3 {
+		t.Fatalf("then: %d events, %v", len(out), err)
+	}
+	if created, discarded := p.Instances(); created != 1 || discarded != 0 {
+		t.Fatalf("instances created %d, discarded %d; want 1, 0", created, discarded)
+	}
+}

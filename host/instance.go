@@ -103,7 +103,7 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	}
 	if p.hasInit {
 		cfg := p.cfg.Config
-		r, err := inst.call(ctx, abi.ExportInit, 0, len(cfg), func(dst []byte) { copy(dst, cfg) }, abi.BodyEmpty, 0)
+		_, err := inst.call(ctx, abi.ExportInit, 0, len(cfg), func(dst []byte) { copy(dst, cfg) }, abi.BodyEmpty, 0)
 		if err != nil {
 			var ce *CallError
 			if errors.As(err, &ce) && errors.Is(err, ErrFailed) {
@@ -111,7 +111,6 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 			}
 			return fail(fmt.Errorf("%w: %s: %v", ErrInstantiate, abi.ExportInit, err))
 		}
-		_ = r
 	}
 	return inst, nil
 }
@@ -270,7 +269,11 @@ func putBatch(dst []byte, in []engine.Event) {
 	}
 }
 
-func (inst *instance) process(ctx context.Context, export string, batch uint64, size int, in, out []engine.Event) ([]engine.Event, error) {
+func (inst *instance) process(ctx context.Context, export string, batch uint64, in, out []engine.Event) ([]engine.Event, error) {
+	size, err := batchSize(in)
+	if err != nil {
+		return out, inst.p.callError(export, batch, -1, err)
+	}
 	body := abi.BodyIndices
 	if export == abi.ExportMap {
 		body = abi.BodyRecords
@@ -461,7 +464,11 @@ func sameMeta(v *abi.View, m map[string]string) bool {
 	return true
 }
 
-func (inst *instance) accumulate(ctx context.Context, batch uint64, key string, acc []byte, size int, in []engine.Event) ([]byte, error) {
+func (inst *instance) accumulate(ctx context.Context, batch uint64, key string, acc []byte, in []engine.Event) ([]byte, error) {
+	size, err := batchSize(in)
+	if err != nil {
+		return nil, inst.p.callError(abi.ExportAggregate, batch, -1, err)
+	}
 	st := abi.State{Key: []byte(key), Acc: acc}
 	r, err := inst.call(ctx, abi.ExportAggregate, batch, st.StateSize()+size, func(dst []byte) {
 		n := abi.PutState(dst, &st)

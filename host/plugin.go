@@ -135,7 +135,7 @@ func (p *Plugin) init(ctx context.Context, wasm []byte, anyKind bool) error {
 }
 
 func isEmptyObject(b []byte) bool {
-	return strings.TrimSpace(strings.Join(strings.Fields(string(b)), "")) == "{}"
+	return strings.Join(strings.Fields(string(b)), "") == "{}"
 }
 
 // hostLog is aegis.log(level, ptr, len).
@@ -188,11 +188,12 @@ func (p *Plugin) acquire(ctx context.Context, export string, batch uint64) (*ins
 
 // release returns an instance to the pool after a call that ended with err,
 // or discards it: after a fault (anything but success, a failure the module
-// reported, or per-event errors), and whenever wazero closed the module
-// (a deadline can fire just after the call returned).
+// reported, per-event errors, or an input the host refused before calling
+// it), and whenever wazero closed the module (a deadline can fire just
+// after the call returned).
 func (p *Plugin) release(ctx context.Context, inst *instance, err error) {
 	var ee *engine.EventErrors
-	keep := err == nil || errors.Is(err, ErrFailed) || errors.As(err, &ee)
+	keep := err == nil || errors.Is(err, ErrFailed) || errors.Is(err, ErrInput) || errors.As(err, &ee)
 	if keep && !inst.mod.IsClosed() {
 		p.mu.Lock()
 		if !p.closed.Load() {
@@ -245,7 +246,7 @@ func (p *Plugin) finishCall(ctx context.Context, inst *instance, export string, 
 }
 
 // Process implements engine.Step for filter and map plugins.
-func (p *Plugin) Process(ctx context.Context, in []engine.Event, out []engine.Event) (_ []engine.Event, err error) {
+func (p *Plugin) Process(ctx context.Context, in []engine.Event, out []engine.Event) ([]engine.Event, error) {
 	var export string
 	switch p.kind {
 	case abi.KindFilter:
@@ -258,27 +259,19 @@ func (p *Plugin) Process(ctx context.Context, in []engine.Event, out []engine.Ev
 	if len(in) == 0 {
 		return out, nil
 	}
-	batch := p.batches.Add(1)
-	size, err := batchSize(in)
-	if err != nil {
-		return out, p.callError(export, batch, -1, err)
+	res, err := withInstance(p, ctx, export, "", func(inst *instance, batch uint64) ([]engine.Event, error) {
+		return inst.process(ctx, export, batch, in, out)
+	})
+	if res == nil {
+		res = out // the call never reached an instance
 	}
-	inst, err := p.acquire(ctx, export, batch)
-	if err != nil {
-		return out, err
-	}
-	defer func() { err = p.finishCall(ctx, inst, export, batch, err) }()
-	return inst.process(ctx, export, batch, size, in, out)
+	return res, err
 }
 
 // Accumulate implements engine.Aggregator.
 func (p *Plugin) Accumulate(ctx context.Context, key string, acc []byte, in []engine.Event) ([]byte, error) {
-	size, err := batchSize(in)
-	if err != nil {
-		return nil, p.callError(abi.ExportAggregate, p.batches.Add(1), -1, err)
-	}
 	return aggCall(p, ctx, abi.ExportAggregate, key, func(inst *instance, batch uint64) ([]byte, error) {
-		return inst.accumulate(ctx, batch, key, acc, size, in)
+		return inst.accumulate(ctx, batch, key, acc, in)
 	})
 }
 
@@ -296,10 +289,18 @@ func (p *Plugin) Finish(ctx context.Context, key string, acc []byte, w engine.Wi
 	})
 }
 
-func aggCall[T any](p *Plugin, ctx context.Context, export, key string, call func(*instance, uint64) (T, error)) (v T, err error) {
+func aggCall[T any](p *Plugin, ctx context.Context, export, key string, call func(*instance, uint64) (T, error)) (T, error) {
 	if p.kind != abi.KindAggregate {
-		return v, fmt.Errorf("plugin[%s]: %w: this step is a %s, not an aggregate", p.name, ErrKind, p.kind)
+		var zero T
+		return zero, fmt.Errorf("plugin[%s]: %w: this step is a %s, not an aggregate", p.name, ErrKind, p.kind)
 	}
+	return withInstance(p, ctx, export, key, call)
+}
+
+// withInstance runs one call, the plugin's next batch, on an instance from
+// the pool and settles it; its errors name the group key of an aggregate
+// call.
+func withInstance[T any](p *Plugin, ctx context.Context, export, key string, call func(*instance, uint64) (T, error)) (v T, err error) {
 	batch := p.batches.Add(1)
 	defer func() {
 		var ce *CallError
