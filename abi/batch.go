@@ -53,27 +53,6 @@ func (b *Batch) Next() (v View, ok bool, err error) {
 	return v, true, nil
 }
 
-// Read decodes the next record into v, as Next does but checking structure
-// only (every length, the data kinds, the metadata entries), not that text
-// is UTF-8: for a module reading the input the host wrote, which the host
-// checked, the costly part of decoding is then skipped. ok is false after
-// the last record.
-func (b *Batch) Read(v *View) (ok bool, err error) {
-	if b.read == b.count {
-		if len(b.rest) != 0 {
-			return false, fmt.Errorf("batch: %d %w after %d records", len(b.rest), ErrTrailing, b.count)
-		}
-		return false, nil
-	}
-	rest, err := decodeRecord(b.rest, v, false)
-	if err != nil {
-		return false, fmt.Errorf("batch record %d: %w", b.read, err)
-	}
-	b.rest = rest
-	b.read++
-	return true, nil
-}
-
 // Validate decodes every remaining record and reports the first problem.
 func (b Batch) Validate() error {
 	for {

@@ -121,79 +121,67 @@ var (
 // and unique, that the type is at most MaxTypeLen bytes and the other fields
 // at most MaxFieldLen; it does not check that JSON data is well formed.
 func DecodeRecord(b []byte) (v View, rest []byte, err error) {
-	rest, err = decodeRecord(b, &v, true)
-	return v, rest, err
-}
-
-// decodeRecord decodes the record at the start of b into v. With text
-// false it skips the UTF-8 checks, the costly part, and checks structure
-// only: every length, the data kind and its length, the metadata entries.
-func decodeRecord(b []byte, v *View, text bool) (rest []byte, err error) {
 	if len(b) < HeaderSize {
-		return nil, fmt.Errorf("record header: %w (%d of %d bytes)", ErrShort, len(b), HeaderSize)
+		return v, nil, fmt.Errorf("record header: %w (%d of %d bytes)", ErrShort, len(b), HeaderSize)
 	}
 	v.Header.read(b)
 	if v.TypeLen > MaxTypeLen {
-		return nil, fmt.Errorf("record type of %d bytes: %w (limit %d)", v.TypeLen, ErrTooLarge, MaxTypeLen)
+		return v, nil, fmt.Errorf("record type of %d bytes: %w (limit %d)", v.TypeLen, ErrTooLarge, MaxTypeLen)
 	}
 	if v.SourceLen > MaxFieldLen {
-		return nil, fmt.Errorf("record source of %d bytes: %w (limit %d)", v.SourceLen, ErrTooLarge, MaxFieldLen)
+		return v, nil, fmt.Errorf("record source of %d bytes: %w (limit %d)", v.SourceLen, ErrTooLarge, MaxFieldLen)
 	}
 	if v.DataLen > MaxFieldLen {
-		return nil, fmt.Errorf("record data of %d bytes: %w (limit %d)", v.DataLen, ErrTooLarge, MaxFieldLen)
+		return v, nil, fmt.Errorf("record data of %d bytes: %w (limit %d)", v.DataLen, ErrTooLarge, MaxFieldLen)
 	}
-	size := uint64(v.Size)
-	if size > uint64(len(b)) {
-		return nil, fmt.Errorf("record size %d: %w (%d bytes left)", size, ErrShort, len(b))
-	}
-	fixed := uint64(HeaderSize) + uint64(v.TypeLen) + uint64(v.SourceLen) + uint64(v.DataLen)
-	if fixed > size {
-		return nil, fmt.Errorf("record of %d bytes has fields of %d: %w", size, fixed, ErrCorrupt)
+	r, rest, err := SplitRecord(b)
+	if err != nil {
+		return v, nil, err
 	}
 	if v.Flags != 0 {
-		return nil, fmt.Errorf("record flags %#x: %w (must be 0)", v.Flags, ErrCorrupt)
+		return v, nil, fmt.Errorf("record flags %#x: %w (must be 0)", v.Flags, ErrCorrupt)
 	}
-	p := b[HeaderSize:size]
+	p := []byte(r[HeaderSize:])
 	v.Type, p = p[:v.TypeLen], p[v.TypeLen:]
 	v.Source, p = p[:v.SourceLen], p[v.SourceLen:]
 	v.Data, p = p[:v.DataLen], p[v.DataLen:]
 	v.Meta = p
-	if text && !utf8.Valid(v.Type) {
-		return nil, fmt.Errorf("record type: %w", ErrBadUTF8)
+	if !utf8.Valid(v.Type) {
+		return v, nil, fmt.Errorf("record type: %w", ErrBadUTF8)
 	}
-	if text && !utf8.Valid(v.Source) {
-		return nil, fmt.Errorf("record source: %w", ErrBadUTF8)
+	if !utf8.Valid(v.Source) {
+		return v, nil, fmt.Errorf("record source: %w", ErrBadUTF8)
 	}
-	if err := checkData(v.Kind, v.Data, text); err != nil {
-		return nil, fmt.Errorf("record data: %w", err)
+	if err := CheckData(v.Kind, v.Data); err != nil {
+		return v, nil, fmt.Errorf("record data: %w", err)
 	}
 	for i := 0; i < int(v.MetaCount); i++ {
 		if len(p) < 8 {
-			return nil, fmt.Errorf("record metadata entry %d: %w", i, ErrShort)
+			return v, nil, fmt.Errorf("record metadata entry %d: %w", i, ErrShort)
 		}
 		kl, vl := uint64(le.Uint32(p)), uint64(le.Uint32(p[4:]))
 		if kl > MaxFieldLen || vl > MaxFieldLen {
-			return nil, fmt.Errorf("record metadata entry %d of %d+%d bytes: %w (limit %d each)", i, kl, vl, ErrTooLarge, MaxFieldLen)
+			return v, nil, fmt.Errorf("record metadata entry %d of %d+%d bytes: %w (limit %d each)", i, kl, vl, ErrTooLarge, MaxFieldLen)
 		}
 		if 8+kl+vl > uint64(len(p)) {
-			return nil, fmt.Errorf("record metadata entry %d: %w", i, ErrShort)
+			return v, nil, fmt.Errorf("record metadata entry %d: %w", i, ErrShort)
 		}
 		k, val := p[8:8+kl], p[8+kl:8+kl+vl]
 		if kl == 0 {
-			return nil, fmt.Errorf("record metadata entry %d: empty key: %w", i, ErrCorrupt)
+			return v, nil, fmt.Errorf("record metadata entry %d: empty key: %w", i, ErrCorrupt)
 		}
-		if text && (!utf8.Valid(k) || !utf8.Valid(val)) {
-			return nil, fmt.Errorf("record metadata entry %d: %w", i, ErrBadUTF8)
+		if !utf8.Valid(k) || !utf8.Valid(val) {
+			return v, nil, fmt.Errorf("record metadata entry %d: %w", i, ErrBadUTF8)
 		}
 		p = p[8+kl+vl:]
 	}
 	if len(p) != 0 {
-		return nil, fmt.Errorf("record: %d %w after the metadata", len(p), ErrTrailing)
+		return v, nil, fmt.Errorf("record: %d %w after the metadata", len(p), ErrTrailing)
 	}
 	if k := repeatedKey(v.Meta, int(v.MetaCount)); k != nil {
-		return nil, fmt.Errorf("record metadata key %q appears twice: %w", k, ErrCorrupt)
+		return v, nil, fmt.Errorf("record metadata key %q appears twice: %w", k, ErrCorrupt)
 	}
-	return b[size:], nil
+	return v, rest, nil
 }
 
 // repeatedKey returns a key that appears more than once among the n checked
@@ -226,9 +214,7 @@ func repeatedKey(m []byte, n int) []byte {
 
 // CheckData checks that d is data of kind k: the length of a number or a
 // bool, UTF-8 for a string. (It does not check JSON; the host does.)
-func CheckData(k DataKind, d []byte) error { return checkData(k, d, true) }
-
-func checkData(k DataKind, d []byte, text bool) error {
+func CheckData(k DataKind, d []byte) error {
 	switch k {
 	case DataNull:
 		if len(d) != 0 {
@@ -243,7 +229,7 @@ func checkData(k DataKind, d []byte, text bool) error {
 			return fmt.Errorf("number of %d bytes: %w", len(d), ErrBadLength)
 		}
 	case DataString:
-		if text && !utf8.Valid(d) {
+		if !utf8.Valid(d) {
 			return fmt.Errorf("string: %w", ErrBadUTF8)
 		}
 	case DataBytes, DataJSON:
