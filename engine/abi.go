@@ -43,9 +43,8 @@ func PutABIRecord(dst []byte, e *Event, index uint32) int {
 	case KindBytes, KindJSON:
 		n += copy(dst[n:], d.raw)
 	case KindInt, KindFloat:
-		le := [8]byte{byte(d.num), byte(d.num >> 8), byte(d.num >> 16), byte(d.num >> 24),
-			byte(d.num >> 32), byte(d.num >> 40), byte(d.num >> 48), byte(d.num >> 56)}
-		n += copy(dst[n:], le[:])
+		b := abi.IntData(int64(d.num)) // the bits, little-endian, either way
+		n += copy(dst[n:], b[:])
 	case KindBool:
 		dst[n] = byte(d.num)
 		n++
