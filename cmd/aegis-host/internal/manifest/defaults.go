@@ -1,0 +1,154 @@
+package manifest
+
+import (
+	"time"
+
+	"github.com/aegis-streaming/aegis/engine"
+	"github.com/aegis-streaming/aegis/host"
+)
+
+// Defaults that Load and Parse set on the structs, so that the code that
+// wires a manifest reads final values. (Channel and plugin limits take
+// the engine's and the host's own defaults.)
+const (
+	DefaultBatchMaxEvents = 256
+	DefaultBatchMaxWait   = Duration(50 * time.Millisecond)
+	DefaultWorkers        = 1
+	DefaultErrorPolicy    = "fail"
+	DefaultRetries        = 3
+	DefaultBackoff        = Duration(100 * time.Millisecond)
+	// DefaultMaxBackoff is the default max_backoff, or backoff when that
+	// is longer.
+	DefaultMaxBackoff      = Duration(5 * time.Second)
+	DefaultRetryThen       = "fail"
+	DefaultInterval        = Duration(time.Millisecond)
+	DefaultFormat          = "event"
+	DefaultSlowSubscriber  = "block"
+	DefaultExporter        = "none"
+	DefaultSampleRatio     = 1.0
+	DefaultServiceName     = "aegis-host"
+	DefaultMemory          = ByteSize(host.DefaultMemoryPages) * memoryPage
+	DefaultTimeout         = Duration(host.DefaultTimeout)
+	DefaultMaxOutput       = ByteSize(host.DefaultMaxOutputBytes)
+	DefaultBuffer          = engine.DefaultBufferSize
+	DefaultRetentionEvents = engine.DefaultRetentionEvents
+)
+
+// applyDefaults fills in what a valid manifest leaves out. Only fields
+// that apply are filled (a generator gets an interval, a file source a
+// format), so that a manifest with its defaults is still valid and reads
+// back the same.
+func applyDefaults(m *Manifest) {
+	for name, c := range m.Channels {
+		if c.Buffer == 0 {
+			c.Buffer = DefaultBuffer
+		}
+		if c.SlowSubscriber == "" {
+			c.SlowSubscriber = DefaultSlowSubscriber
+		}
+		if c.Retention == nil {
+			c.Retention = &Retention{}
+		}
+		if c.Retention.MaxEvents == 0 {
+			c.Retention.MaxEvents = DefaultRetentionEvents
+		}
+		m.Channels[name] = c
+	}
+	for name, s := range m.Sources {
+		switch s.Type {
+		case "generator":
+			if s.Interval == 0 {
+				s.Interval = DefaultInterval
+			}
+		case "file", "stdin":
+			if s.Format == "" {
+				s.Format = DefaultFormat
+			}
+		}
+		m.Sources[name] = s
+	}
+	for name, s := range m.Sinks {
+		if s.Format == "" && s.Type != "drop" {
+			s.Format = DefaultFormat
+		}
+		m.Sinks[name] = s
+	}
+	for i := range m.Pipelines {
+		p := &m.Pipelines[i]
+		if p.Batch == nil {
+			p.Batch = &Batch{}
+		}
+		if p.Batch.MaxEvents == 0 {
+			p.Batch.MaxEvents = DefaultBatchMaxEvents
+		}
+		if p.Batch.MaxWait == 0 {
+			p.Batch.MaxWait = DefaultBatchMaxWait
+		}
+		for k := range p.Steps {
+			stepDefaults(&p.Steps[k])
+		}
+	}
+	if t := m.Tracing; t != nil {
+		if t.Exporter == "" {
+			t.Exporter = DefaultExporter
+		}
+		if t.SampleRatio == nil {
+			r := DefaultSampleRatio
+			t.SampleRatio = &r
+		}
+		if t.ServiceName == "" {
+			t.ServiceName = DefaultServiceName
+		}
+	}
+}
+
+func stepDefaults(s *Step) {
+	if s.Workers == 0 {
+		s.Workers = DefaultWorkers
+	}
+	if s.OnError == nil {
+		s.OnError = &ErrorPolicy{}
+	}
+	if e := s.OnError; e.Policy == "" {
+		e.Policy = DefaultErrorPolicy
+	} else if e.Policy == "retry" {
+		if e.Retries == 0 {
+			e.Retries = DefaultRetries
+		}
+		if e.Backoff == 0 {
+			e.Backoff = DefaultBackoff
+		}
+		if e.MaxBackoff == 0 {
+			e.MaxBackoff = max(DefaultMaxBackoff, e.Backoff)
+		}
+		if e.Then == "" {
+			e.Then = DefaultRetryThen
+		}
+	}
+	if s.Plugin != "" {
+		if s.Limits == nil {
+			s.Limits = &Limits{}
+		}
+		l := s.Limits
+		if l.Memory == 0 {
+			l.Memory = DefaultMemory
+		}
+		if l.Timeout == 0 {
+			l.Timeout = DefaultTimeout
+		}
+		if l.MaxOutput == 0 {
+			l.MaxOutput = DefaultMaxOutput
+		}
+		if s.Aggregate != nil && s.Kind == "" {
+			s.Kind = "aggregate"
+		}
+	}
+	if a := s.Aggregate; a != nil && s.Plugin == "" {
+		if a.EmitType == "" {
+			a.EmitType = s.Name
+		}
+		for i := range a.Functions {
+			a.Functions[i].As = defaultAs(a.Functions[i])
+		}
+	}
+}

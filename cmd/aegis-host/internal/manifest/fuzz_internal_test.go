@@ -1,0 +1,119 @@
+package manifest
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/goccy/go-yaml"
+)
+
+var fuzzSeeds = []string{
+	"",
+	"apiVersion: aegis/v1\n",
+	`apiVersion: aegis/v1
+sources: {gen: {type: generator, count: 5}}
+sinks: {out: {type: stdout}}
+pipelines: [{name: p, from: gen, to: [out]}]
+`,
+	`apiVersion: aegis/v1
+channels: {x: {buffer: 8, retention: {max_events: -1, max_age: 1m}}}
+sources: {in: {type: stdin, format: data, event_type: t}}
+sinks: {out: {type: file, path: out.jsonl}, d: {type: drop}}
+pipelines:
+  - name: a
+    from: in
+    steps:
+      - {name: f, filter: {type: [a, b], not: {source_glob: "x*"}, any: [{source: s}]}}
+      - {name: t, transform: {type_case: upper, set_meta: {k: v}}}
+      - name: w
+        plugin: p.wasm
+        limits: {memory: 16MiB, timeout: none}
+        on_error: {policy: retry, then: dead-letter, dead_letter: d}
+    to: [x]
+  - name: b
+    from: x
+    steps:
+      - name: agg
+        aggregate:
+          group_by: data.a.b
+          window: {type: sliding, size: 10s, every: 5s}
+          functions: [{fn: count}, {fn: avg, field: v}]
+          late: d
+    to: [out]
+    batch: {max_events: 10, max_wait: ${SET:-5ms}}
+tracing: {exporter: otlp-http, sample_ratio: 0.25}
+`,
+	"apiVersion: aegis/v1\npipelines: [{name: p, from: ${UNSET}, to: $$x}]\n",
+	"a: &a [*a]\n",
+	"a: &a {b: 1}\nc: {<<: *a}\n",
+	"apiVersion: aegis/v1\nchannels: {x: &c {}, y: *c}\npipelines: []\n",
+	"- [\n",
+	"apiVersion: aegis/v1\n---\nb: 2\n",
+}
+
+// FuzzParse checks that Parse never panics, that its errors are Errors
+// that name the file and, for input that is YAML, a line and a column,
+// and that a manifest it accepts, written back out, reads the same.
+func FuzzParse(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add([]byte(s))
+	}
+	dir := f.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "p.wasm"), []byte("wasm"), 0o644); err != nil {
+		f.Fatal(err)
+	}
+	env := func(k string) (string, bool) {
+		if k == "SET" {
+			return "1s", true
+		}
+		return "", false
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := Parse("fuzz.yaml", data, dir, env)
+		if (m == nil) == (err == nil) {
+			t.Fatalf("Parse = %v, %v: want a manifest or an error", m, err)
+		}
+		if err != nil {
+			var errs Errors
+			if !errors.As(err, &errs) || len(errs) == 0 {
+				t.Fatalf("error %T %v: want a non-empty Errors", err, err)
+			}
+			expanded, xerrs := expand("fuzz.yaml", data, env)
+			_, perr := parseYAML(expanded)
+			isYAML := len(xerrs) == 0 && perr == nil
+			for _, e := range errs {
+				switch {
+				case e == nil:
+					t.Fatal("a nil *Error")
+				case e.File != "fuzz.yaml":
+					t.Fatalf("error %q names file %q", e, e.File)
+				case e.Msg == "":
+					t.Fatalf("error %q has no message", e)
+				case e.Line < 0 || e.Column < 0 || e.Line > 0 && e.Column == 0:
+					t.Fatalf("error %q has position %d:%d", e, e.Line, e.Column)
+				case isYAML && e.Line == 0:
+					t.Fatalf("error %q of a YAML document has no position", e)
+				}
+			}
+			return
+		}
+		out, err := yaml.Marshal(m)
+		if err != nil {
+			t.Fatalf("Marshal: %v", err)
+		}
+		if bytes.Contains(out, []byte("$")) {
+			return // it would be substituted
+		}
+		m2, err := Parse("fuzz.yaml", out, dir, env)
+		if err != nil {
+			t.Fatalf("reading back\n%s\nfails:\n%v\n(from\n%s)", out, err, data)
+		}
+		if !reflect.DeepEqual(m, m2) {
+			t.Fatalf("read back differs:\n%s\nfrom\n%s", out, data)
+		}
+	})
+}

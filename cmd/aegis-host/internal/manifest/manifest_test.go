@@ -1,0 +1,612 @@
+package manifest_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goccy/go-yaml"
+
+	"github.com/aegis-streaming/aegis/cmd/aegis-host/internal/manifest"
+)
+
+// fixture makes a directory with what the test manifests refer to: plugin
+// files (whose content does not matter: validation does not load them),
+// an input file and an output directory. It returns the directory and the
+// sha256 of plugins/enrich.wasm.
+func fixture(t testing.TB) (dir, enrichSHA string) {
+	t.Helper()
+	dir = t.TempDir()
+	for name, content := range map[string]string{
+		"plugins/enrich.wasm": "not really wasm: enrich",
+		"plugins/agg.wasm":    "not really wasm: agg",
+		"plugins/filter.wasm": "not really wasm: filter",
+		"input.jsonl":         `{"type":"created"}` + "\n",
+		"out/.keep":           "",
+	} {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum := sha256.Sum256([]byte("not really wasm: enrich"))
+	return dir, hex.EncodeToString(sum[:])
+}
+
+// withSHA fills in the @ENRICH_SHA@ placeholder of a test manifest.
+func withSHA(text, sha string) string { return strings.ReplaceAll(text, "@ENRICH_SHA@", sha) }
+
+// fullManifest uses every field of the manifest.
+const fullManifest = `# yaml-language-server: $$schema=schema.json
+apiVersion: aegis/v1
+channels:
+  orders: {}
+  audit:
+    buffer: 4096
+    slow_subscriber: drop-oldest
+    retention:
+      max_events: 10000
+      max_age: 1h
+  dead:
+    persistent: false
+    retention: {max_events: -1}
+  late:
+sources:
+  gen:
+    type: generator
+    count: 1000
+    rate: 500.5
+    start: "2026-01-02T15:04:05Z"
+    interval: 2ms
+  in:
+    type: file
+    path: input.jsonl
+    format: data
+    event_type: order.created
+  console-in:
+    type: stdin
+sinks:
+  out:
+    type: stdout
+  archive:
+    type: file
+    path: out/archive.jsonl
+    append: true
+    format: data
+  void:
+    type: drop
+pipelines:
+  - name: ingest
+    from: gen
+    steps:
+      - name: paid
+        filter:
+          type: [order.paid, order.created]
+          source: urn:shop
+          source_prefix: "urn:"
+          source_glob: "urn:shop:*"
+          meta: {region: eu}
+          has_meta: [tenant]
+          not:
+            has_meta: [test]
+          any:
+            - source: a
+            - source_prefix: b
+          all:
+            - meta: {region: eu}
+      - name: enrich
+        plugin: plugins/enrich.wasm
+        sha256: @ENRICH_SHA@
+        kind: map
+        with: {currency: EUR, rates: [1, 2.5], nested: {a: true}}
+        limits: {memory: 32MiB, timeout: 250ms, max_output: 1MiB}
+        grants: {clock: true, random: true, env: {TZ: UTC}}
+        workers: 4
+        on_error: {policy: retry, retries: 5, backoff: 10ms, max_backoff: 1s, then: dead-letter, dead_letter: dead}
+      - name: upper
+        transform: {type_case: upper, set_source: shop, set_meta: {stage: enriched}, delete_meta: [tmp]}
+    to: [orders, out]
+    batch: {max_events: 512, max_wait: 20ms}
+  - name: totals
+    from: orders
+    steps:
+      - name: per-type
+        aggregate:
+          group_by: type
+          window: {type: sliding, size: 10s, every: 5s}
+          watermark: 1s
+          allowed_lateness: 2s
+          late: late
+          functions:
+            - fn: count
+            - fn: sum
+              field: amount_cents
+            - fn: avg
+              field: order.total
+              as: mean_total
+            - {fn: min, field: amount_cents}
+            - {fn: max, field: amount_cents}
+          emit_type: order.totals
+        workers: 1
+        on_error: {policy: skip}
+      - name: wasm-agg
+        plugin: plugins/agg.wasm
+        kind: aggregate
+        aggregate:
+          group_by: data.customer.id
+          window: {type: session, gap: 30s}
+        limits: {timeout: none}
+      - name: tumble
+        aggregate:
+          group_by: meta.region
+          window: {type: tumbling, size: 1m}
+          functions: [{fn: count}]
+    to: [audit, archive]
+  - name: file-in
+    from: in
+    steps:
+      - name: set
+        transform: {set_type: order.created}
+        on_error: {policy: dead-letter, dead_letter: void}
+    to: [void]
+  - name: console
+    from: console-in
+    to: [orders]
+tracing:
+  exporter: otlp-grpc
+  endpoint: localhost:4317
+  sample_ratio: 0.5
+  service_name: shop
+`
+
+// validManifests are manifests that load (in a fixture directory, with
+// @ENRICH_SHA@ filled in and no environment); the schema test checks them
+// too.
+var validManifests = map[string]string{
+	"full": fullManifest,
+	"minimal": `apiVersion: aegis/v1
+sources: {gen: {type: generator}}
+sinks: {out: {type: stdout}}
+pipelines: [{name: p, from: gen, to: [out]}]
+`,
+	"env defaults": `apiVersion: aegis/v1
+sources:
+  gen: {type: generator, count: ${COUNT:-10}}
+sinks:
+  out: {type: file, path: "${OUT_DIR:-out}/x.jsonl"}
+pipelines:
+  - name: p
+    from: gen
+    to: [out]
+    batch: {max_wait: "${WAIT:-10ms}"}
+`,
+	"anchors and merge keys": `apiVersion: aegis/v1
+channels: {mid: {}}
+sources: {gen: {type: generator}}
+sinks: {out: {type: stdout}}
+pipelines:
+  - name: a
+    from: gen
+    steps:
+      - &step
+        name: f
+        plugin: plugins/filter.wasm
+        limits: &limits {memory: 16MiB, timeout: 2s}
+      - name: g
+        plugin: plugins/filter.wasm
+        limits:
+          <<: *limits
+          timeout: none
+    to: [mid]
+  - name: b
+    from: mid
+    steps: [*step]
+    to: [out]
+`,
+	"json": `{"apiVersion": "aegis/v1", "sources": {"gen": {"type": "generator", "count": 5}},
+ "sinks": {"out": {"type": "stdout"}},
+ "pipelines": [{"name": "p", "from": "gen", "to": ["out"], "steps": [{"name": "w", "plugin": "plugins/enrich.wasm", "sha256": "@ENRICH_SHA@"}]}]}
+`,
+	"fan out and in": `apiVersion: aegis/v1
+channels: {a: null, b: {}, c: {}}
+sources: {gen: {type: generator}}
+sinks: {out: {type: stdout}}
+pipelines:
+  - {name: split, from: gen, to: [a, b]}
+  - {name: left, from: a, to: [c]}
+  - {name: right, from: b, to: [c]}
+  - {name: join, from: c, to: [out]}
+  - {name: also, from: c, to: [out]}
+`,
+}
+
+func parse(t testing.TB, dir, text string, env map[string]string) (*manifest.Manifest, error) {
+	t.Helper()
+	return manifest.Parse("pipeline.yaml", []byte(text), dir, func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	})
+}
+
+func TestValidManifests(t *testing.T) {
+	dir, sha := fixture(t)
+	for name, text := range validManifests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel() // Parse is safe for concurrent use
+			if _, err := parse(t, dir, withSHA(text, sha), nil); err != nil {
+				t.Fatalf("Parse:\n%v", err)
+			}
+		})
+	}
+}
+
+func TestLoadFull(t *testing.T) {
+	dir, sha := fixture(t)
+	path := filepath.Join(dir, "pipeline.yaml")
+	if err := os.WriteFile(path, []byte(withSHA(fullManifest, sha)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := manifest.Load(path)
+	if err != nil {
+		t.Fatalf("Load:\n%v", err)
+	}
+	if m.File != path || m.Dir != dir {
+		t.Errorf("File, Dir = %q, %q; want %q, %q", m.File, m.Dir, path, dir)
+	}
+	if got, want := m.Resolve("plugins/enrich.wasm"), filepath.Join(dir, "plugins/enrich.wasm"); got != want {
+		t.Errorf("Resolve = %q, want %q", got, want)
+	}
+	if got := m.Resolve("/abs/x.wasm"); got != "/abs/x.wasm" {
+		t.Errorf("Resolve(absolute) = %q", got)
+	}
+
+	// Spot checks of decoded values, of every kind.
+	check := func(name string, got, want any) {
+		t.Helper()
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s = %#v, want %#v", name, got, want)
+		}
+	}
+	check("channels.audit.retention.max_age", m.Channels["audit"].Retention.MaxAge.D(), time.Hour)
+	check("channels.dead.retention.max_events", m.Channels["dead"].Retention.MaxEvents, -1)
+	check("sources.gen.rate", m.Sources["gen"].Rate, 500.5)
+	check("sources.gen.interval", m.Sources["gen"].Interval.D(), 2*time.Millisecond)
+	enrich := m.Pipelines[0].Steps[1]
+	check("enrich.sha256", enrich.SHA256, sha)
+	check("enrich.with", enrich.With, map[string]any{"currency": "EUR", "rates": []any{uint64(1), 2.5}, "nested": map[string]any{"a": true}})
+	check("enrich.limits", *enrich.Limits, manifest.Limits{Memory: 32 * manifest.MiB, Timeout: manifest.Duration(250 * time.Millisecond), MaxOutput: manifest.MiB})
+	check("enrich.grants", *enrich.Grants, manifest.Grants{Clock: true, Random: true, Env: map[string]string{"TZ": "UTC"}})
+	check("enrich.on_error", *enrich.OnError, manifest.ErrorPolicy{Policy: "retry", DeadLetter: "dead", Retries: 5,
+		Backoff: manifest.Duration(10 * time.Millisecond), MaxBackoff: manifest.Duration(time.Second), Then: "dead-letter"})
+	wasmAgg := m.Pipelines[1].Steps[1]
+	check("wasm-agg.limits.timeout", wasmAgg.Limits.Timeout, manifest.NoDeadline)
+	check("wasm-agg.limits.timeout.D", wasmAgg.Limits.Timeout.D(), time.Duration(-1))
+	check("wasm-agg.kind", wasmAgg.Kind, "aggregate")
+	check("per-type.window", m.Pipelines[1].Steps[0].Aggregate.Window,
+		manifest.Window{Type: "sliding", Size: manifest.Duration(10 * time.Second), Every: manifest.Duration(5 * time.Second)})
+	check("tracing.sample_ratio", *m.Tracing.SampleRatio, 0.5)
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "nope.yaml")
+	m, err := manifest.Load(path)
+	if m != nil || err == nil {
+		t.Fatalf("Load = %v, %v; want an error", m, err)
+	}
+	var errs manifest.Errors
+	if !errors.As(err, &errs) || len(errs) != 1 {
+		t.Fatalf("error %T %v, want one Errors", err, err)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("errors.Is(%v, fs.ErrNotExist) = false", err)
+	}
+	if want := path + ": cannot read the manifest: no such file or directory"; err.Error() != want {
+		t.Errorf("error %q, want %q", err, want)
+	}
+}
+
+// TestRoundTrip writes a loaded manifest back out, as YAML and as JSON,
+// and reads it again: the defaults are valid and nothing is lost.
+func TestRoundTrip(t *testing.T) {
+	dir, sha := fixture(t)
+	for name, text := range validManifests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			m, err := parse(t, dir, withSHA(text, sha), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, enc := range []struct {
+				name    string
+				marshal func(any) ([]byte, error)
+			}{{"yaml", yaml.Marshal}, {"json", json.Marshal}} {
+				out, err := enc.marshal(m)
+				if err != nil {
+					t.Fatalf("%s: %v", enc.name, err)
+				}
+				m2, err := parse(t, dir, string(out), nil)
+				if err != nil {
+					t.Fatalf("%s: reading back:\n%v\n%s", enc.name, err, out)
+				}
+				if !reflect.DeepEqual(m, m2) {
+					t.Errorf("%s: read back differs:\n%s", enc.name, out)
+				}
+			}
+		})
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	dir, _ := fixture(t)
+	m, err := parse(t, dir, `apiVersion: aegis/v1
+channels: {c: {}, d: {retention: {max_age: 1m}}}
+sources:
+  gen: {type: generator}
+  f: {type: file, path: input.jsonl}
+  in: {type: stdin}
+sinks:
+  out: {type: stdout}
+  file: {type: file, path: out/x}
+  drop: {type: drop}
+pipelines:
+  - name: p
+    from: gen
+    steps:
+      - {name: plain, plugin: plugins/filter.wasm}
+      - {name: retry, plugin: plugins/filter.wasm, on_error: {policy: retry}}
+      - {name: slow, plugin: plugins/filter.wasm, on_error: {policy: retry, backoff: 10s}}
+      - name: agg
+        aggregate:
+          window: {type: tumbling, size: 1s}
+          functions: [{fn: count}, {fn: sum, field: order.total}]
+      - name: wagg
+        plugin: plugins/agg.wasm
+        aggregate: {window: {type: tumbling, size: 1s}}
+    to: [c]
+  - {name: q, from: f, to: [d]}
+  - {name: r, from: in, to: [out, file, drop]}
+tracing: {}
+`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(name string, got, want any) {
+		t.Helper()
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s = %#v, want %#v", name, got, want)
+		}
+	}
+	ms := func(n int) manifest.Duration { return manifest.Duration(time.Duration(n) * time.Millisecond) }
+	check("channel c", m.Channels["c"], manifest.Channel{Buffer: 1024, SlowSubscriber: "block", Retention: &manifest.Retention{MaxEvents: 1000}})
+	check("channel d retention", *m.Channels["d"].Retention, manifest.Retention{MaxEvents: 1000, MaxAge: ms(60000)})
+	check("generator", m.Sources["gen"], manifest.Source{Type: "generator", Interval: ms(1)})
+	check("file source", m.Sources["f"], manifest.Source{Type: "file", Path: "input.jsonl", Format: "event"})
+	check("stdin source", m.Sources["in"], manifest.Source{Type: "stdin", Format: "event"})
+	check("stdout sink", m.Sinks["out"], manifest.Sink{Type: "stdout", Format: "event"})
+	check("file sink", m.Sinks["file"], manifest.Sink{Type: "file", Path: "out/x", Format: "event"})
+	check("drop sink", m.Sinks["drop"], manifest.Sink{Type: "drop"})
+	for _, p := range m.Pipelines {
+		check(p.Name+" batch", *p.Batch, manifest.Batch{MaxEvents: 256, MaxWait: ms(50)})
+	}
+	steps := m.Pipelines[0].Steps
+	check("plain", steps[0], manifest.Step{Name: "plain", Plugin: "plugins/filter.wasm",
+		Limits:  &manifest.Limits{Memory: 64 * manifest.MiB, Timeout: ms(1000), MaxOutput: 16 * manifest.MiB},
+		Workers: 1, OnError: &manifest.ErrorPolicy{Policy: "fail"}})
+	check("retry", *steps[1].OnError, manifest.ErrorPolicy{Policy: "retry", Retries: 3, Backoff: ms(100), MaxBackoff: ms(5000), Then: "fail"})
+	check("slow retry", *steps[2].OnError, manifest.ErrorPolicy{Policy: "retry", Retries: 3, Backoff: ms(10000), MaxBackoff: ms(10000), Then: "fail"})
+	check("agg", *steps[3].Aggregate, manifest.Aggregate{
+		Window:    manifest.Window{Type: "tumbling", Size: ms(1000)},
+		Functions: []manifest.Function{{Fn: "count", As: "count"}, {Fn: "sum", Field: "order.total", As: "sum_order_total"}},
+		EmitType:  "agg",
+	})
+	check("agg workers", steps[3].Workers, 1)
+	check("wagg kind", steps[4].Kind, "aggregate")
+	check("wagg emit_type", steps[4].Aggregate.EmitType, "")
+	check("tracing", *m.Tracing, manifest.Tracing{Exporter: "none", SampleRatio: new(1.0), ServiceName: "aegis-host"})
+
+	m, err = parse(t, dir, validManifests["minimal"], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Tracing != nil {
+		t.Errorf("tracing = %+v, want nil when the manifest has none", m.Tracing)
+	}
+}
+
+func TestEnv(t *testing.T) {
+	dir, _ := fixture(t)
+	env := map[string]string{"NAME": "orders", "EMPTY": "", "SRC": "urn:$shop", "NL": "a\nb"}
+	// The value is substituted into set_source, at line 11, column 24.
+	text := func(setSource string) string {
+		return `apiVersion: aegis/v1
+sources: {gen: {type: generator}}
+sinks: {out: {type: stdout}}
+pipelines:
+  - name: p
+    from: gen
+    to: [out]
+    steps:
+      - name: t
+        transform:
+          set_source: "` + setSource + `"
+`
+	}
+	for _, tc := range []struct {
+		name, in, want string
+	}{
+		{"set", "${NAME}", "orders"},
+		{"set with default", "${NAME:-x}", "orders"},
+		{"unset with default", "${UNSET:-fallback}", "fallback"},
+		{"empty with default", "${EMPTY:-fallback}", "fallback"},
+		{"empty", "x${EMPTY}y", "xy"},
+		{"default with spaces and colons", "${UNSET:-a b:c}", "a b:c"},
+		{"empty default", "${UNSET:-}", ""},
+		{"dollar dollar", "$${NAME}", "${NAME}"},
+		{"lone dollar", "$NAME $ x$", "$NAME $ x$"},
+		{"value with dollar is not substituted again", "${SRC}", "urn:$shop"},
+		{"two", "${NAME}/${NAME}", "orders/orders"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := parse(t, dir, text(tc.in), env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := m.Pipelines[0].Steps[0].Transform.SetSource; got != tc.want {
+				t.Errorf("set_source = %q, want %q", got, tc.want)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name, in string
+		want     []string
+	}{
+		{"unset", "${UNSET}", []string{`pipeline.yaml:11:24: environment variable UNSET is not set (write ${UNSET:-default} to give a default)`}},
+		{"all unset ones", "${A}${B}", []string{
+			`pipeline.yaml:11:24: environment variable A is not set`,
+			`pipeline.yaml:11:28: environment variable B is not set`,
+		}},
+		{"newline", "${NL}", []string{`pipeline.yaml:11:24: environment variable NL contains a line break`}},
+		{"unterminated", "${NAME", []string{`pipeline.yaml:11:24: unterminated ${`}},
+		{"bad name", "${1X}", []string{`pipeline.yaml:11:24: invalid substitution ${1X}`}},
+		{"empty name", "${}", []string{`pipeline.yaml:11:24: invalid substitution ${}`}},
+		{"other operator", "${NAME:?err}", []string{`pipeline.yaml:11:24: invalid substitution ${NAME:?err}`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parse(t, dir, text(tc.in), env)
+			checkErrors(t, err, tc.want)
+		})
+	}
+	t.Run("nil env", func(t *testing.T) {
+		_, err := manifest.Parse("pipeline.yaml", []byte(text("${HOME}")), dir, nil)
+		checkErrors(t, err, []string{"pipeline.yaml:11:24: environment variable HOME is not set"})
+	})
+	t.Run("Load reads the process environment", func(t *testing.T) {
+		t.Setenv("AEGIS_TEST_SOURCE", "from-env")
+		path := filepath.Join(dir, "env.yaml")
+		if err := os.WriteFile(path, []byte(text("${AEGIS_TEST_SOURCE}")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		m, err := manifest.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Pipelines[0].Steps[0].Transform.SetSource; got != "from-env" {
+			t.Errorf("set_source = %q, want from-env", got)
+		}
+	})
+}
+
+// checkErrors checks that err is an Errors whose messages start with
+// want, one each, in order.
+func checkErrors(t *testing.T, err error, want []string) {
+	t.Helper()
+	var errs manifest.Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("error %T %v, want manifest.Errors", err, err)
+	}
+	ok := len(errs) == len(want)
+	for i := 0; ok && i < len(want); i++ {
+		ok = strings.HasPrefix(errs[i].Error(), want[i])
+	}
+	if !ok {
+		t.Errorf("errors:\n%v\nwant (prefixes):\n%s", err, strings.Join(want, "\n"))
+	}
+	if s := errs.Error(); strings.Count(s, "\n") != len(errs)-1 {
+		t.Errorf("Errors.Error() is not one line per error:\n%s", s)
+	}
+}
+
+func TestSHA256(t *testing.T) {
+	dir := t.TempDir()
+	content := []byte("\x00asm\x01\x00\x00\x00")
+	if err := os.WriteFile(filepath.Join(dir, "p.wasm"), content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(content)
+	good := hex.EncodeToString(sum[:])
+	text := func(pin string) string {
+		return `apiVersion: aegis/v1
+sources: {gen: {type: generator}}
+sinks: {out: {type: stdout}}
+pipelines:
+  - name: p
+    from: gen
+    to: [out]
+    steps:
+      - name: w
+        plugin: p.wasm
+        sha256: "` + pin + `"
+`
+	}
+	for _, pin := range []string{good, strings.ToUpper(good)} {
+		m, err := parse(t, dir, text(pin), nil)
+		if err != nil {
+			t.Fatalf("pin %s: %v", pin, err)
+		}
+		if got := m.Pipelines[0].Steps[0].SHA256; got != pin {
+			t.Errorf("sha256 = %q, want it as written, %q", got, pin)
+		}
+	}
+	wrong := strings.Repeat("ab", 32)
+	_, err := parse(t, dir, text(wrong), nil)
+	checkErrors(t, err, []string{"pipeline.yaml:11:17: pipelines[0].steps[0].sha256: sha256 mismatch: the file has " + good + ", the manifest pins " + wrong})
+	_, err = parse(t, dir, text("abc"), nil)
+	checkErrors(t, err, []string{`pipeline.yaml:11:17: pipelines[0].steps[0].sha256: must be a SHA-256 digest, 64 hex digits, got "abc"`})
+	_, err = parse(t, dir, text(strings.Repeat("zz", 32)), nil)
+	checkErrors(t, err, []string{`pipeline.yaml:11:17: pipelines[0].steps[0].sha256: must be a SHA-256 digest`})
+}
+
+func TestErrorRendering(t *testing.T) {
+	for _, tc := range []struct {
+		e    manifest.Error
+		want string
+	}{
+		{manifest.Error{File: "p.yaml", Line: 12, Column: 7, Field: "pipelines[0].steps[1].plugin", Msg: "no such file: plugins/x.wasm"},
+			"p.yaml:12:7: pipelines[0].steps[1].plugin: no such file: plugins/x.wasm"},
+		{manifest.Error{File: "p.yaml", Line: 3, Msg: "m"}, "p.yaml:3: m"},
+		{manifest.Error{File: "p.yaml", Field: "f", Msg: "m"}, "p.yaml: f: m"},
+		{manifest.Error{Line: 1, Column: 2, Msg: "m"}, "1:2: m"},
+		{manifest.Error{Msg: "m"}, "m"},
+	} {
+		if got := tc.e.Error(); got != tc.want {
+			t.Errorf("Error() = %q, want %q", got, tc.want)
+		}
+	}
+	errs := manifest.Errors{{Msg: "a"}, {Msg: "b"}}
+	if got := errs.Error(); got != "a\nb" {
+		t.Errorf("Errors.Error() = %q", got)
+	}
+	var e *manifest.Error
+	if !errors.As(error(errs), &e) || e.Msg != "a" {
+		t.Errorf("errors.As(Errors, *Error) = %v", e)
+	}
+}
+
+func TestMergeKeys(t *testing.T) {
+	dir, _ := fixture(t)
+	m, err := parse(t, dir, validManifests["anchors and merge keys"], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := m.Pipelines[0], m.Pipelines[1]
+	if got, want := *a.Steps[0].Limits, (manifest.Limits{Memory: 16 * manifest.MiB, Timeout: manifest.Duration(2 * time.Second), MaxOutput: 16 * manifest.MiB}); got != want {
+		t.Errorf("f limits = %+v, want %+v", got, want)
+	}
+	if got, want := *a.Steps[1].Limits, (manifest.Limits{Memory: 16 * manifest.MiB, Timeout: manifest.NoDeadline, MaxOutput: 16 * manifest.MiB}); got != want {
+		t.Errorf("g limits (merged, timeout overridden) = %+v, want %+v", got, want)
+	}
+	if !reflect.DeepEqual(b.Steps[0], a.Steps[0]) {
+		t.Errorf("aliased step = %+v, want %+v", b.Steps[0], a.Steps[0])
+	}
+}

@@ -1,0 +1,322 @@
+// Package manifest reads and checks pipeline manifests: the YAML file that
+// says which channels, sources, sinks and pipelines aegis-host runs.
+//
+// Load parses a file (after ${ENV} substitution), decodes it strictly
+// (unknown keys and wrong types are errors), applies defaults and checks
+// everything that can be checked before anything starts: names and
+// references, durations and sizes, plugin files and their sha256 pins,
+// window and error-policy settings, and cycles between pipelines through
+// channels. Every error names the file, line, column and field.
+//
+// After Load, the structs hold final values: every default that applies
+// is set (batch sizes, workers, error policies, plugin limits, channel
+// buffers, formats, ...; see the Default constants), so the code that
+// wires a manifest reads the fields as they are. Defaults are set only
+// where they apply (a generator gets an interval, a file source a
+// format), and a loaded manifest written back out loads again to the same
+// value. Paths stay as written; [Manifest.Resolve] resolves them.
+//
+// Schema returns a JSON Schema of the format, for editors.
+package manifest
+
+// APIVersion is the only manifest version this build reads.
+const APIVersion = "aegis/v1"
+
+// Manifest is a whole pipeline manifest.
+type Manifest struct {
+	// APIVersion must be [APIVersion].
+	APIVersion string `yaml:"apiVersion" json:"apiVersion"`
+	// Channels are the named channels pipelines read from and write to.
+	Channels map[string]Channel `yaml:"channels,omitempty" json:"channels,omitempty"`
+	// Sources are the named external inputs.
+	Sources map[string]Source `yaml:"sources,omitempty" json:"sources,omitempty"`
+	// Sinks are the named external outputs.
+	Sinks map[string]Sink `yaml:"sinks,omitempty" json:"sinks,omitempty"`
+	// Pipelines say what runs: from a source or channel, through steps, to
+	// sinks and channels.
+	Pipelines []Pipeline `yaml:"pipelines" json:"pipelines"`
+	// Tracing configures OpenTelemetry tracing. Nil when the manifest
+	// has no tracing block (the standard OTEL_* variables may apply).
+	Tracing *Tracing `yaml:"tracing,omitempty" json:"tracing,omitempty"`
+
+	// File is the path the manifest was read from (not part of the YAML).
+	File string `yaml:"-" json:"-"`
+	// Dir is the directory relative plugin and file paths resolve against:
+	// the manifest file's directory (not part of the YAML).
+	Dir string `yaml:"-" json:"-"`
+}
+
+// Channel is an engine channel.
+type Channel struct {
+	// Persistent asks for a durable channel (NATS JetStream). Not in this
+	// build yet: validation rejects true.
+	Persistent bool `yaml:"persistent,omitempty" json:"persistent,omitempty"`
+	// Buffer is how many events each subscription may hold (default 1024).
+	Buffer int `yaml:"buffer,omitempty" json:"buffer,omitempty"`
+	// SlowSubscriber: block (default), drop-oldest or disconnect.
+	SlowSubscriber string `yaml:"slow_subscriber,omitempty" json:"slow_subscriber,omitempty"`
+	// Retention bounds the channel's history (never nil after Load).
+	Retention *Retention `yaml:"retention,omitempty" json:"retention,omitempty"`
+}
+
+// Retention bounds a channel's history; an event leaves it when either
+// bound says so (as engine.Retention).
+type Retention struct {
+	// MaxEvents is how many of the newest events are kept (default 1000);
+	// -1 keeps none.
+	MaxEvents int `yaml:"max_events,omitempty" json:"max_events,omitempty"`
+	// MaxAge drops events accepted longer ago than this (0: no limit).
+	MaxAge Duration `yaml:"max_age,omitempty" json:"max_age,omitempty"`
+	// MaxBytes bounds the history's size; persistent channels only.
+	MaxBytes ByteSize `yaml:"max_bytes,omitempty" json:"max_bytes,omitempty"`
+}
+
+// Source is an external input. Type says which; the other fields belong
+// to one type each (checked).
+type Source struct {
+	// Type: generator, file or stdin. (CDC and connector plugins add
+	// their own types here without changing the shape.)
+	Type string `yaml:"type" json:"type"`
+
+	// generator: the orders workload of BENCHMARKS.md.
+	// Count is how many events (0: without end).
+	Count int64 `yaml:"count,omitempty" json:"count,omitempty"`
+	// Rate is events per second (0: as fast as possible).
+	Rate float64 `yaml:"rate,omitempty" json:"rate,omitempty"`
+	// Start is the event time of the first event (RFC 3339; default: now).
+	Start string `yaml:"start,omitempty" json:"start,omitempty"`
+	// Interval is the event time between two events (default 1ms).
+	Interval Duration `yaml:"interval,omitempty" json:"interval,omitempty"`
+
+	// file: JSON lines, one event each (the form aegis-host prints), or
+	// bare JSON documents as data when Format is "data". Path is relative
+	// to the manifest (see [Manifest.Resolve]); the file must exist.
+	Path string `yaml:"path,omitempty" json:"path,omitempty"`
+	// Format of file and stdin: "event" (default) or "data".
+	Format string `yaml:"format,omitempty" json:"format,omitempty"`
+	// EventType is the type of events read in the "data" format
+	// (required with it).
+	EventType string `yaml:"event_type,omitempty" json:"event_type,omitempty"`
+}
+
+// Sink is an external output.
+type Sink struct {
+	// Type: stdout, file or drop.
+	Type string `yaml:"type" json:"type"`
+	// Path of a file sink, relative to the manifest; its directory must
+	// exist.
+	Path string `yaml:"path,omitempty" json:"path,omitempty"`
+	// Append to the file instead of truncating it.
+	Append bool `yaml:"append,omitempty" json:"append,omitempty"`
+	// Format: "event" (default, the whole event as JSON) or "data" (the
+	// data only).
+	Format string `yaml:"format,omitempty" json:"format,omitempty"`
+}
+
+// Pipeline is one flow of events.
+type Pipeline struct {
+	// Name is unique among pipelines: letters, digits, '.', '-' and '_'.
+	Name string `yaml:"name" json:"name"`
+	// From names a source or a channel. A source feeds one pipeline only.
+	From string `yaml:"from" json:"from"`
+	// Steps run in order.
+	Steps []Step `yaml:"steps,omitempty" json:"steps,omitempty"`
+	// To names sinks and channels; every output event goes to each.
+	To []string `yaml:"to" json:"to"`
+	// Batch says how batches form (never nil after Load).
+	Batch *Batch `yaml:"batch,omitempty" json:"batch,omitempty"`
+}
+
+// Batch says how batches form: by size or time, whichever comes first.
+type Batch struct {
+	// MaxEvents per batch (default 256).
+	MaxEvents int `yaml:"max_events,omitempty" json:"max_events,omitempty"`
+	// MaxWait is how long a batch waits to fill after its first event
+	// (default 50ms).
+	MaxWait Duration `yaml:"max_wait,omitempty" json:"max_wait,omitempty"`
+}
+
+// Step is one stage of a pipeline: a wasm plugin (Plugin), a native filter
+// (Filter), a native transform (Transform), or an aggregation (Aggregate,
+// with built-in Functions or with Plugin). Exactly one kind per step.
+type Step struct {
+	// Name is unique in its pipeline: letters, digits, '.', '-' and '_'.
+	Name string `yaml:"name" json:"name"`
+
+	// Plugin is the path of a .wasm module (relative to the manifest).
+	Plugin string `yaml:"plugin,omitempty" json:"plugin,omitempty"`
+	// SHA256 pins the module's hex digest; Load checks the file against
+	// it (and the host again when it loads the module).
+	SHA256 string `yaml:"sha256,omitempty" json:"sha256,omitempty"`
+	// Kind asserts the plugin's kind: filter, map or aggregate (default:
+	// the module's only kind; Load sets aggregate for a plugin step with
+	// an Aggregate block).
+	Kind string `yaml:"kind,omitempty" json:"kind,omitempty"`
+	// With is the plugin's configuration, handed to it as a JSON object.
+	With map[string]any `yaml:"with,omitempty" json:"with,omitempty"`
+	// Limits bound what the plugin may use (never nil on a plugin step
+	// after Load).
+	Limits *Limits `yaml:"limits,omitempty" json:"limits,omitempty"`
+	// Grants give the plugin what it has not by default.
+	Grants *Grants `yaml:"grants,omitempty" json:"grants,omitempty"`
+
+	// Filter is a native filter.
+	Filter *Filter `yaml:"filter,omitempty" json:"filter,omitempty"`
+	// Transform is a native transform.
+	Transform *Transform `yaml:"transform,omitempty" json:"transform,omitempty"`
+	// Aggregate makes the step keyed and windowed.
+	Aggregate *Aggregate `yaml:"aggregate,omitempty" json:"aggregate,omitempty"`
+
+	// Workers is how many batches the step processes at once (default 1);
+	// output order is kept. Aggregations take 1.
+	Workers int `yaml:"workers,omitempty" json:"workers,omitempty"`
+	// OnError is the step's error policy (default fail; never nil after
+	// Load).
+	OnError *ErrorPolicy `yaml:"on_error,omitempty" json:"on_error,omitempty"`
+}
+
+// Limits bound a plugin.
+type Limits struct {
+	// Memory caps an instance's memory (default 64MiB), e.g. "32MiB": a
+	// multiple of 64KiB between 1MiB and 4GiB.
+	Memory ByteSize `yaml:"memory,omitempty" json:"memory,omitempty"`
+	// Timeout is the deadline of one call (default 1s); "none" for none,
+	// which reads as [NoDeadline] (-1, what host.Limits takes for none).
+	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// MaxOutput caps a call's result (default 16MiB, at most 1GiB).
+	MaxOutput ByteSize `yaml:"max_output,omitempty" json:"max_output,omitempty"`
+}
+
+// Grants give a plugin real clocks, randomness or environment variables.
+type Grants struct {
+	// Clock gives the real clocks instead of fixed fakes.
+	Clock bool `yaml:"clock,omitempty" json:"clock,omitempty"`
+	// Random gives a cryptographic random source instead of a
+	// deterministic one.
+	Random bool `yaml:"random,omitempty" json:"random,omitempty"`
+	// Env is the environment the plugin sees (empty by default).
+	Env map[string]string `yaml:"env,omitempty" json:"env,omitempty"`
+}
+
+// Filter is a native filter: the conditions set must all hold (at least
+// one must be set). Not, Any and All nest.
+type Filter struct {
+	// Type: the event's type is one of these (engine.TypeIs).
+	Type []string `yaml:"type,omitempty" json:"type,omitempty"`
+	// Source: the event's source is exactly this (engine.SourceIs).
+	Source string `yaml:"source,omitempty" json:"source,omitempty"`
+	// SourcePrefix: the event's source starts with this.
+	SourcePrefix string `yaml:"source_prefix,omitempty" json:"source_prefix,omitempty"`
+	// SourceGlob: the event's whole source matches this glob
+	// (engine.SourceGlob; checked by Load).
+	SourceGlob string `yaml:"source_glob,omitempty" json:"source_glob,omitempty"`
+	// Meta: the event's metadata has these keys with these values.
+	Meta map[string]string `yaml:"meta,omitempty" json:"meta,omitempty"`
+	// HasMeta: the event's metadata has these keys.
+	HasMeta []string `yaml:"has_meta,omitempty" json:"has_meta,omitempty"`
+	// Not: this filter does not match.
+	Not *Filter `yaml:"not,omitempty" json:"not,omitempty"`
+	// Any: at least one of these filters matches.
+	Any []Filter `yaml:"any,omitempty" json:"any,omitempty"`
+	// All: every one of these filters matches.
+	All []Filter `yaml:"all,omitempty" json:"all,omitempty"`
+}
+
+// Transform is a native transform of each event (at least one field set;
+// SetType and TypeCase exclude each other).
+type Transform struct {
+	// SetType replaces the type.
+	SetType string `yaml:"set_type,omitempty" json:"set_type,omitempty"`
+	// TypeCase: upper or lower.
+	TypeCase string `yaml:"type_case,omitempty" json:"type_case,omitempty"`
+	// SetSource replaces the source.
+	SetSource string `yaml:"set_source,omitempty" json:"set_source,omitempty"`
+	// SetMeta sets metadata attributes.
+	SetMeta map[string]string `yaml:"set_meta,omitempty" json:"set_meta,omitempty"`
+	// DeleteMeta removes metadata attributes.
+	DeleteMeta []string `yaml:"delete_meta,omitempty" json:"delete_meta,omitempty"`
+}
+
+// Aggregate is a keyed, windowed aggregation by event time.
+type Aggregate struct {
+	// GroupBy is the key: "type", "source", "id", "data.<field>" (dotted
+	// for nested members) or "meta.<key>"; empty: one group (see
+	// engine.KeyBy).
+	GroupBy string `yaml:"group_by,omitempty" json:"group_by,omitempty"`
+	// Window is the windowing.
+	Window Window `yaml:"window" json:"window"`
+	// Watermark is how far behind the newest event time the watermark
+	// trails (bounded out-of-orderness; default 0).
+	Watermark Duration `yaml:"watermark,omitempty" json:"watermark,omitempty"`
+	// AllowedLateness keeps a fired window's state this long past its end
+	// for late events (default 0).
+	AllowedLateness Duration `yaml:"allowed_lateness,omitempty" json:"allowed_lateness,omitempty"`
+	// Late names a channel or sink for events later than that; without it
+	// they are counted and dropped.
+	Late string `yaml:"late,omitempty" json:"late,omitempty"`
+	// Functions are built-in aggregates; without them the step's Plugin
+	// aggregates.
+	Functions []Function `yaml:"functions,omitempty" json:"functions,omitempty"`
+	// EmitType is the type of built-in result events (default: the step's
+	// name, which Load sets; not for plugin aggregates).
+	EmitType string `yaml:"emit_type,omitempty" json:"emit_type,omitempty"`
+}
+
+// Window: tumbling (Size), sliding (Size, Every) or session (Gap); each
+// type takes its own fields only (as engine.WindowSpec).
+type Window struct {
+	// Type: tumbling, sliding or session.
+	Type string `yaml:"type" json:"type"`
+	// Size is the length of a tumbling or sliding window.
+	Size Duration `yaml:"size,omitempty" json:"size,omitempty"`
+	// Every is how often a sliding window starts: at most Size, and Size
+	// a whole multiple of it.
+	Every Duration `yaml:"every,omitempty" json:"every,omitempty"`
+	// Gap is the inactivity that closes a session.
+	Gap Duration `yaml:"gap,omitempty" json:"gap,omitempty"`
+}
+
+// Function is a built-in aggregate: count, sum, avg, min or max of a data
+// field (count takes none), named As in the result (default fn or
+// fn_field, with dots as underscores; Load sets it).
+type Function struct {
+	// Fn: count, sum, avg, min or max.
+	Fn string `yaml:"fn" json:"fn"`
+	// Field is the data member, dotted for nested members; count takes
+	// none, the others need one.
+	Field string `yaml:"field,omitempty" json:"field,omitempty"`
+	// As names the result's member; unique in the step, and not key,
+	// window_start or window_end.
+	As string `yaml:"as,omitempty" json:"as,omitempty"`
+}
+
+// ErrorPolicy says what happens to events a step fails on.
+type ErrorPolicy struct {
+	// Policy: fail (default), skip, dead-letter or retry.
+	Policy string `yaml:"policy" json:"policy"`
+	// DeadLetter names the channel or sink failed events go to
+	// (dead-letter, or retry's Then).
+	DeadLetter string `yaml:"dead_letter,omitempty" json:"dead_letter,omitempty"`
+	// Retries is how many times retry tries again (default 3).
+	Retries int `yaml:"retries,omitempty" json:"retries,omitempty"`
+	// Backoff is the first wait between tries, doubling up to MaxBackoff
+	// (defaults 100ms and 5s, or Backoff when that is longer).
+	Backoff Duration `yaml:"backoff,omitempty" json:"backoff,omitempty"`
+	// MaxBackoff is the longest wait between tries; at least Backoff.
+	MaxBackoff Duration `yaml:"max_backoff,omitempty" json:"max_backoff,omitempty"`
+	// Then is what retry does when the tries are used up: fail (default),
+	// skip or dead-letter.
+	Then string `yaml:"then,omitempty" json:"then,omitempty"`
+}
+
+// Tracing configures OpenTelemetry tracing.
+type Tracing struct {
+	// Exporter: none (default), stdout, otlp-grpc or otlp-http.
+	Exporter string `yaml:"exporter,omitempty" json:"exporter,omitempty"`
+	// Endpoint of the OTLP collector (otlp-grpc and otlp-http only).
+	Endpoint string `yaml:"endpoint,omitempty" json:"endpoint,omitempty"`
+	// SampleRatio is the parent-based sampling ratio (default 1).
+	SampleRatio *float64 `yaml:"sample_ratio,omitempty" json:"sample_ratio,omitempty"`
+	// ServiceName is the resource's service.name (default aegis-host).
+	ServiceName string `yaml:"service_name,omitempty" json:"service_name,omitempty"`
+}

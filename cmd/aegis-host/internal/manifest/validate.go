@@ -1,0 +1,1105 @@
+package manifest
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aegis-streaming/aegis/engine"
+)
+
+// Bounds checked by validation.
+const (
+	maxNameLen      = 255 // engine.MaxChannelNameLen, for every name
+	maxBatchEvents  = 1_000_000
+	maxWorkers      = 256
+	minMemory       = 1 * MiB
+	maxMemory       = 4 * GiB
+	memoryPage      = 64 * KiB
+	maxOutput       = 1 * GiB
+	maxAggFunctions = 255
+)
+
+// The enumerations of the manifest.
+var (
+	sourceTypes     = []string{"generator", "file", "stdin"}
+	sinkTypes       = []string{"stdout", "file", "drop"}
+	formats         = []string{"event", "data"}
+	slowSubscribers = []string{"block", "drop-oldest", "disconnect"}
+	pluginKinds     = []string{"filter", "map", "aggregate"}
+	typeCases       = []string{"upper", "lower"}
+	windowTypes     = []string{"tumbling", "sliding", "session"}
+	aggregateFns    = []string{"count", "sum", "avg", "min", "max"}
+	errorPolicies   = []string{"fail", "skip", "dead-letter", "retry"}
+	retryThens      = []string{"fail", "skip", "dead-letter"}
+	exporters       = []string{"none", "stdout", "otlp-grpc", "otlp-http"}
+)
+
+// What a name in the shared namespace of channels, sources and sinks is.
+type nameKind int
+
+const (
+	isChannel nameKind = iota + 1
+	isSource
+	isSink
+)
+
+func (k nameKind) String() string {
+	switch k {
+	case isChannel:
+		return "channel"
+	case isSource:
+		return "source"
+	case isSink:
+		return "sink"
+	}
+	return "?"
+}
+
+// write is a channel a pipeline writes to, and the field that says so.
+type write struct {
+	channel string
+	path    string
+}
+
+type validator struct {
+	m    *Manifest
+	d    *doc
+	errs Errors
+
+	names   map[string]nameKind // channels, sources and sinks
+	feeds   map[string]int      // source -> the pipeline it feeds
+	reads   []string            // pipeline -> the channel it reads ("" for a source)
+	writes  [][]write           // pipeline -> the channels it writes
+	digests map[string]string   // resolved plugin path -> sha256 (computed once)
+}
+
+// validate checks m, decoded from the document d, and returns every
+// problem it finds.
+func validate(m *Manifest, d *doc) Errors {
+	v := &validator{m: m, d: d, names: map[string]nameKind{}, feeds: map[string]int{}, digests: map[string]string{}}
+	v.apiVersion()
+	v.namespace()
+	v.channels()
+	v.sources()
+	v.sinks()
+	v.pipelines()
+	v.cycles()
+	v.tracing()
+	v.errs.sort()
+	return v.errs
+}
+
+// errf reports a problem with the field at path, at its value.
+func (v *validator) errf(path, format string, args ...any) {
+	v.errs = append(v.errs, v.d.errAt(v.d.at(path), path, format, args...))
+}
+
+// keyErrf reports a problem with a name (a key of a mapping of names).
+func (v *validator) keyErrf(path, format string, args ...any) {
+	v.errs = append(v.errs, v.d.errAt(v.d.keyAt(path), path, format, args...))
+}
+
+// errAt reports a problem with the field at path at the position of
+// another (for a missing field that another one calls for).
+func (v *validator) errAt(at, path, format string, args ...any) {
+	v.errs = append(v.errs, v.d.errAt(v.d.at(at), path, format, args...))
+}
+
+// oneOf checks an enumeration; the empty string is left to the caller.
+func (v *validator) oneOf(path, s string, values []string) bool {
+	if s == "" || slices.Contains(values, s) {
+		return true
+	}
+	msg := fmt.Sprintf("unknown value %q: want %s", s, orList(values))
+	if g := suggest(s, values); g != "" {
+		msg += fmt.Sprintf(" (did you mean %q?)", g)
+	}
+	v.errf(path, "%s", msg)
+	return false
+}
+
+// orList renders "a, b or c".
+func orList(values []string) string {
+	if len(values) == 1 {
+		return values[0]
+	}
+	return strings.Join(values[:len(values)-1], ", ") + " or " + values[len(values)-1]
+}
+
+// notFor reports fields that the document sets but that do not apply.
+func (v *validator) notFor(path string, keys []string, why string) {
+	for _, k := range keys {
+		if p := fieldPath(path, k); v.d.has(p) {
+			v.errf(p, "%s %s", k, why)
+		}
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func (v *validator) apiVersion() {
+	switch v.m.APIVersion {
+	case APIVersion:
+	case "":
+		v.errf("apiVersion", "required: this build reads %s", supportedVersions())
+	default:
+		v.errf("apiVersion", "unsupported apiVersion %q: this build reads %s only", v.m.APIVersion, supportedVersions())
+	}
+}
+
+// checkName checks a name of a channel, source, sink, pipeline or step.
+func (v *validator) checkName(path, name string, key bool) bool {
+	report := v.errf
+	if key {
+		report = v.keyErrf
+	}
+	switch {
+	case name == "":
+		report(path, "a name cannot be empty")
+	case len(name) > maxNameLen:
+		report(path, "name is %d bytes long, the limit is %d", len(name), maxNameLen)
+	case strings.IndexFunc(name, func(r rune) bool { return !isNameRune(r) }) >= 0:
+		report(path, "name %q may hold only letters, digits, '.', '-' and '_'", name)
+	default:
+		return true
+	}
+	return false
+}
+
+func isNameRune(r rune) bool {
+	return r == '.' || r == '-' || r == '_' || '0' <= r && r <= '9' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z'
+}
+
+// namespace checks the names of channels, sources and sinks, which share
+// one namespace.
+func (v *validator) namespace() {
+	type entry struct {
+		kind nameKind
+		path string
+	}
+	seen := map[string]entry{}
+	add := func(section string, kind nameKind, keys []string) {
+		for _, name := range keys {
+			p := entryPath(section, name)
+			v.checkName(p, name, true)
+			if prev, ok := seen[name]; ok {
+				// Report the one further down the file.
+				at, other := p, prev
+				if a, b := v.d.keyAt(p), v.d.keyAt(prev.path); a.line < b.line || a.line == b.line && a.col < b.col {
+					at, other = prev.path, entry{kind, p}
+				}
+				v.keyErrf(at, "%q is also the name of a %s (channels, sources and sinks share one namespace)", name, other.kind)
+				continue
+			}
+			seen[name] = entry{kind, p}
+			v.names[name] = kind
+		}
+	}
+	add("channels", isChannel, sortedKeys(v.m.Channels))
+	add("sources", isSource, sortedKeys(v.m.Sources))
+	add("sinks", isSink, sortedKeys(v.m.Sinks))
+}
+
+func (v *validator) channels() {
+	for _, name := range sortedKeys(v.m.Channels) {
+		c, p := v.m.Channels[name], entryPath("channels", name)
+		if c.Persistent {
+			v.errf(p+".persistent", "durable channels are not available in this build yet; they arrive with NATS JetStream support (leave persistent out for an in-memory channel)")
+		}
+		if c.Buffer < 0 {
+			v.errf(p+".buffer", "must be 0 (the default, %d) or more, got %d", engine.DefaultBufferSize, c.Buffer)
+		}
+		v.oneOf(p+".slow_subscriber", c.SlowSubscriber, slowSubscribers)
+		if r := c.Retention; r != nil {
+			if r.MaxEvents < -1 {
+				v.errf(p+".retention.max_events", "must be -1 (keep no history), 0 (the default, %d) or more, got %d", engine.DefaultRetentionEvents, r.MaxEvents)
+			}
+			if v.d.has(p+".retention.max_bytes") && !c.Persistent {
+				v.errf(p+".retention.max_bytes", "max_bytes applies to persistent channels only (an in-memory channel is bounded by max_events and max_age)")
+			}
+		}
+	}
+}
+
+// owners says which types of source or sink a field applies to.
+type owners map[string][]string
+
+// notForType reports the fields that the document sets but that do not
+// apply to the type typ.
+func (v *validator) notForType(p, typ string, fields owners) {
+	for _, k := range sortedKeys(fields) {
+		types := fields[k]
+		if fp := fieldPath(p, k); v.d.has(fp) && !slices.Contains(types, typ) {
+			word := "type"
+			if len(types) > 1 {
+				word = "types"
+			}
+			v.errf(fp, "%s applies to %s %s", k, word, strings.Replace(orList(types), " or ", " and ", 1))
+		}
+	}
+}
+
+var sourceFields = owners{
+	"count": {"generator"}, "rate": {"generator"}, "start": {"generator"}, "interval": {"generator"},
+	"path": {"file"}, "format": {"file", "stdin"}, "event_type": {"file", "stdin"},
+}
+
+var sinkFields = owners{"path": {"file"}, "append": {"file"}, "format": {"stdout", "file"}}
+
+func (v *validator) sources() {
+	var stdin string
+	for _, name := range sortedKeys(v.m.Sources) {
+		s, p := v.m.Sources[name], entryPath("sources", name)
+		if s.Type == "" {
+			v.errf(p+".type", "required: %s", orList(sourceTypes))
+			continue
+		}
+		if !v.oneOf(p+".type", s.Type, sourceTypes) {
+			continue
+		}
+		v.notForType(p, s.Type, sourceFields)
+		switch s.Type {
+		case "generator":
+			v.generator(p, s)
+		case "file":
+			if s.Path == "" {
+				v.errf(p+".path", "required for a file source")
+			} else {
+				v.readableFile(p+".path", s.Path)
+			}
+			v.format(p, s)
+		case "stdin":
+			if stdin != "" {
+				v.errf(p+".type", "source %q already reads stdin; only one source can", stdin)
+			}
+			stdin = name
+			v.format(p, s)
+		}
+	}
+}
+
+func (v *validator) generator(p string, s Source) {
+	if s.Count < 0 {
+		v.errf(p+".count", "must be 0 (without end) or more, got %d", s.Count)
+	}
+	if !(s.Rate >= 0) || math.IsInf(s.Rate, 0) {
+		v.errf(p+".rate", "must be 0 (as fast as possible) or a positive number of events per second, got %v", s.Rate)
+	}
+	if s.Start != "" {
+		if _, err := time.Parse(time.RFC3339Nano, s.Start); err != nil {
+			v.errf(p+".start", "must be an RFC 3339 time such as 2026-01-02T15:04:05Z, got %q", s.Start)
+		}
+	}
+	if v.d.has(p+".interval") && s.Interval == 0 {
+		v.errf(p+".interval", "must be positive (the default is 1ms)")
+	}
+}
+
+// format checks the format and event_type of a file or stdin source.
+func (v *validator) format(p string, s Source) {
+	v.oneOf(p+".format", s.Format, formats)
+	switch {
+	case s.Format == "data" && s.EventType == "":
+		v.errAt(p+".format", p+".event_type", "required with format data: the type of the events read")
+	case s.Format != "data" && v.d.has(p+".event_type"):
+		v.errf(p+".event_type", "event_type applies to format data (in format event, each event has its own type)")
+	case s.EventType != "":
+		if err := engine.EventType(s.EventType).Validate(); err != nil {
+			v.errf(p+".event_type", "%v", err)
+		}
+	}
+}
+
+func (v *validator) sinks() {
+	files := map[string]string{} // resolved path -> sink
+	for _, name := range sortedKeys(v.m.Sinks) {
+		s, p := v.m.Sinks[name], entryPath("sinks", name)
+		if s.Type == "" {
+			v.errf(p+".type", "required: %s", orList(sinkTypes))
+			continue
+		}
+		if !v.oneOf(p+".type", s.Type, sinkTypes) {
+			continue
+		}
+		v.notForType(p, s.Type, sinkFields)
+		v.oneOf(p+".format", s.Format, formats)
+		if s.Type != "file" {
+			continue
+		}
+		if s.Path == "" {
+			v.errf(p+".path", "required for a file sink")
+			continue
+		}
+		resolved := filepath.Clean(v.m.Resolve(s.Path))
+		if other, ok := files[resolved]; ok {
+			v.errf(p+".path", "sink %q writes to this file too", other)
+		}
+		files[resolved] = name
+		if fi, err := os.Stat(resolved); err == nil && fi.IsDir() {
+			v.errf(p+".path", "%s is a directory", s.Path)
+			continue
+		}
+		dir := filepath.Dir(resolved)
+		switch fi, err := os.Stat(dir); {
+		case errors.Is(err, fs.ErrNotExist):
+			v.errf(p+".path", "the directory of %s does not exist: %s", s.Path, dir)
+		case err != nil:
+			v.errf(p+".path", "cannot use the directory of %s: %v", s.Path, unwrapPathError(err))
+		case !fi.IsDir():
+			v.errf(p+".path", "%s is not a directory", dir)
+		}
+	}
+}
+
+// readableFile checks that a file exists and can be read.
+func (v *validator) readableFile(path, name string) {
+	resolved := v.m.Resolve(name)
+	fi, err := os.Stat(resolved)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		v.errf(path, "no such file: %s", name)
+		return
+	case err != nil:
+		v.errf(path, "cannot read %s: %v", name, unwrapPathError(err))
+		return
+	case fi.IsDir():
+		v.errf(path, "%s is a directory, not a file", name)
+		return
+	case !fi.Mode().IsRegular():
+		return // a device or a pipe: opening it could block; the source will tell
+	}
+	f, err := os.Open(resolved)
+	if err != nil {
+		v.errf(path, "cannot read %s: %v", name, unwrapPathError(err))
+		return
+	}
+	f.Close()
+}
+
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// ref checks a reference to a channel, source or sink.
+func (v *validator) ref(path, name string, want ...nameKind) (nameKind, bool) {
+	wants := make([]string, len(want))
+	for i, k := range want {
+		wants[i] = k.String()
+	}
+	what := strings.Join(wants, " or ")
+	if name == "" {
+		v.errf(path, "required: the name of a %s", what)
+		return 0, false
+	}
+	k, ok := v.names[name]
+	if !ok {
+		var candidates []string
+		for n, k := range v.names {
+			if slices.Contains(want, k) {
+				candidates = append(candidates, n)
+			}
+		}
+		slices.Sort(candidates)
+		msg := fmt.Sprintf("no %s named %q", what, name)
+		if s := suggest(name, candidates); s != "" {
+			msg += fmt.Sprintf(" (did you mean %q?)", s)
+		}
+		v.errf(path, "%s", msg)
+		return 0, false
+	}
+	if !slices.Contains(want, k) {
+		v.errf(path, "%q is a %s; this takes a %s", name, k, what)
+		return k, false
+	}
+	return k, true
+}
+
+func (v *validator) pipelines() {
+	if len(v.m.Pipelines) == 0 {
+		v.errf("pipelines", "required: a manifest runs at least one pipeline")
+		return
+	}
+	v.reads = make([]string, len(v.m.Pipelines))
+	v.writes = make([][]write, len(v.m.Pipelines))
+	names := map[string]int{}
+	for i := range v.m.Pipelines {
+		pl, p := &v.m.Pipelines[i], indexPath("pipelines", i)
+		if pl.Name == "" {
+			v.errf(p+".name", "required: a pipeline needs a name")
+		} else if v.checkName(p+".name", pl.Name, false) {
+			if j, dup := names[pl.Name]; dup {
+				v.errf(p+".name", "pipeline %q is already defined (pipelines[%d])", pl.Name, j)
+			} else {
+				names[pl.Name] = i
+			}
+		}
+		if k, ok := v.ref(p+".from", pl.From, isSource, isChannel); ok {
+			switch k {
+			case isSource:
+				if j, used := v.feeds[pl.From]; used {
+					v.errf(p+".from", "source %q already feeds pipeline %q; a source feeds exactly one pipeline (let that one write to a channel, and read the channel here)", pl.From, v.m.Pipelines[j].Name)
+				} else {
+					v.feeds[pl.From] = i
+				}
+			case isChannel:
+				v.reads[i] = pl.From
+			}
+		}
+		if len(pl.To) == 0 {
+			v.errf(p+".to", "required: at least one sink or channel")
+		}
+		for j, to := range pl.To {
+			tp := indexPath(p+".to", j)
+			if slices.Contains(pl.To[:j], to) {
+				v.errf(tp, "%q is listed twice", to)
+				continue
+			}
+			v.output(i, tp, to)
+		}
+		if b := pl.Batch; b != nil {
+			if v.d.has(p+".batch.max_events") && (b.MaxEvents < 1 || b.MaxEvents > maxBatchEvents) {
+				v.errf(p+".batch.max_events", "must be between 1 and %d, got %d", maxBatchEvents, b.MaxEvents)
+			}
+			if v.d.has(p+".batch.max_wait") && b.MaxWait == 0 {
+				v.errf(p+".batch.max_wait", "must be positive")
+			}
+		}
+		steps := map[string]int{}
+		for k := range pl.Steps {
+			sp := indexPath(p+".steps", k)
+			s := &pl.Steps[k]
+			if s.Name == "" {
+				v.errf(sp+".name", "required: a step needs a name")
+			} else if v.checkName(sp+".name", s.Name, false) {
+				if j, dup := steps[s.Name]; dup {
+					v.errf(sp+".name", "step %q is already defined in this pipeline (steps[%d])", s.Name, j)
+				} else {
+					steps[s.Name] = k
+				}
+			}
+			v.step(i, sp, s)
+		}
+	}
+}
+
+// output checks a sink or channel that pipeline i writes to (a to entry, a
+// dead letter, a late output), and records channels for the cycle check.
+func (v *validator) output(i int, path, name string) {
+	if k, ok := v.ref(path, name, isSink, isChannel); ok && k == isChannel {
+		v.writes[i] = append(v.writes[i], write{name, path})
+	}
+}
+
+func (v *validator) step(pi int, p string, s *Step) {
+	has := func(k string) bool { return v.d.has(p + "." + k) }
+	plugin := s.Plugin != "" || has("plugin")
+	filter := s.Filter != nil || has("filter")
+	transform := s.Transform != nil || has("transform")
+	aggregate := s.Aggregate != nil || has("aggregate")
+	functions := aggregate && s.Aggregate != nil && len(s.Aggregate.Functions) > 0
+
+	var kinds []string
+	for _, k := range []struct {
+		on   bool
+		name string
+	}{{plugin, "plugin"}, {filter, "filter"}, {transform, "transform"}, {aggregate && !(plugin && !functions), "aggregate"}} {
+		if k.on {
+			kinds = append(kinds, k.name)
+		}
+	}
+	switch {
+	case len(kinds) == 0:
+		v.errf(p, "a step needs one of plugin, filter, transform or aggregate")
+	case plugin && functions:
+		v.errf(p+".aggregate.functions", "built-in functions and a plugin exclude each other: leave functions out to aggregate with the plugin, or the plugin out to use the functions")
+	case len(kinds) > 1:
+		v.errf(p+"."+kinds[1], "a step is one of plugin, filter, transform or aggregate (an aggregate may have a plugin instead of functions); this one has %s", strings.Join(kinds, " and "))
+	}
+
+	aggregation := aggregate // built-in functions or a wasm aggregate
+	if plugin {
+		v.plugin(p, s, aggregate)
+	} else {
+		v.notFor(p, []string{"sha256", "kind", "with", "limits", "grants"}, "applies to plugin steps")
+	}
+	if filter {
+		v.filter(p+".filter", s.Filter)
+	}
+	if transform {
+		v.transform(p+".transform", s.Transform)
+	}
+	if aggregate {
+		v.aggregate(pi, p, s, plugin)
+	}
+
+	if has("workers") && (s.Workers < 1 || s.Workers > maxWorkers) {
+		v.errf(p+".workers", "must be between 1 and %d, got %d", maxWorkers, s.Workers)
+	} else if aggregation && s.Workers > 1 {
+		v.errf(p+".workers", "an aggregation runs on one worker (its state is keyed and ordered); leave workers out or set it to 1")
+	}
+	if has("on_error") {
+		v.errorPolicy(pi, p+".on_error", s.OnError)
+	}
+}
+
+func (v *validator) plugin(p string, s *Step, aggregate bool) {
+	if s.Plugin == "" {
+		v.errf(p+".plugin", "required: the path of a .wasm module")
+	} else {
+		v.pluginFile(p, s)
+	}
+	if v.oneOf(p+".kind", s.Kind, pluginKinds) {
+		switch {
+		case s.Kind == "aggregate" && !aggregate:
+			v.errf(p+".kind", "kind aggregate needs an aggregate block on the step (group_by, window)")
+		case s.Kind != "" && s.Kind != "aggregate" && aggregate:
+			v.errf(p+".kind", "kind %s contradicts the step's aggregate block (which makes it an aggregate step)", s.Kind)
+		}
+	}
+	if s.With != nil {
+		if _, err := json.Marshal(s.With); err != nil {
+			v.errf(p+".with", "cannot be handed to the plugin as JSON: %v", err)
+		}
+	}
+	if l := s.Limits; l != nil {
+		if v.d.has(p + ".limits.memory") {
+			switch m := l.Memory; {
+			case m%memoryPage != 0:
+				v.errf(p+".limits.memory", "must be a multiple of 64KiB (a wasm page), got %d bytes", m.Bytes())
+			case m < minMemory || m > maxMemory:
+				v.errf(p+".limits.memory", "must be between 1MiB and 4GiB, got %s", m)
+			}
+		}
+		if v.d.has(p+".limits.timeout") && l.Timeout == 0 {
+			v.errf(p+".limits.timeout", "must be positive, or none for no deadline")
+		}
+		if v.d.has(p+".limits.max_output") && (l.MaxOutput < 1 || l.MaxOutput > maxOutput) {
+			v.errf(p+".limits.max_output", "must be between 1 byte and 1GiB, got %s", l.MaxOutput)
+		}
+	}
+	if g := s.Grants; g != nil {
+		for _, k := range sortedKeys(g.Env) {
+			if k == "" || strings.ContainsAny(k, "=\x00") {
+				v.keyErrf(entryPath(p+".grants.env", k), "%q is not a valid environment variable name", k)
+			}
+		}
+	}
+}
+
+// pluginFile checks that the plugin exists and matches its sha256 pin. It
+// does not load the module: the CLI does, and reports ABI problems.
+func (v *validator) pluginFile(p string, s *Step) {
+	pin := strings.ToLower(s.SHA256)
+	pinOK := true
+	if v.d.has(p + ".sha256") {
+		if _, err := hex.DecodeString(pin); err != nil || len(pin) != 2*sha256.Size {
+			v.errf(p+".sha256", "must be a SHA-256 digest, 64 hex digits, got %q", s.SHA256)
+			pinOK = false
+		}
+	}
+	resolved := v.m.Resolve(s.Plugin)
+	fi, err := os.Stat(resolved)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		v.errf(p+".plugin", "no such file: %s", s.Plugin)
+		return
+	case err != nil:
+		v.errf(p+".plugin", "cannot read %s: %v", s.Plugin, unwrapPathError(err))
+		return
+	case fi.IsDir():
+		v.errf(p+".plugin", "%s is a directory, not a .wasm file", s.Plugin)
+		return
+	case !fi.Mode().IsRegular():
+		v.errf(p+".plugin", "%s is not a regular file", s.Plugin)
+		return
+	}
+	if s.SHA256 == "" || !pinOK {
+		return
+	}
+	sum, ok := v.digests[resolved]
+	if !ok {
+		var err error
+		if sum, err = fileSHA256(resolved); err != nil {
+			v.errf(p+".plugin", "cannot read %s: %v", s.Plugin, unwrapPathError(err))
+			return
+		}
+		v.digests[resolved] = sum
+	}
+	if sum != pin {
+		v.errf(p+".sha256", "sha256 mismatch: the file has %s, the manifest pins %s", sum, pin)
+	}
+}
+
+func fileSHA256(name string) (string, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func (v *validator) filter(p string, f *Filter) {
+	if f == nil {
+		f = &Filter{}
+	}
+	has := func(k string) bool { return v.d.has(p + "." + k) }
+	conditions := 0
+	for _, k := range []string{"type", "source", "source_prefix", "source_glob", "meta", "has_meta", "not", "any", "all"} {
+		if has(k) {
+			conditions++
+		}
+	}
+	if conditions == 0 {
+		v.errf(p, "a filter needs at least one condition: type, source, source_prefix, source_glob, meta, has_meta, not, any or all")
+	}
+	if has("type") && len(f.Type) == 0 {
+		v.errf(p+".type", "needs at least one event type")
+	}
+	for i, t := range f.Type {
+		if err := engine.EventType(t).Validate(); err != nil {
+			v.errf(indexPath(p+".type", i), "%v", err)
+		}
+	}
+	if has("source_glob") {
+		if _, err := engine.SourceGlob(f.SourceGlob); err != nil {
+			v.errf(p+".source_glob", "%v", err)
+		}
+	}
+	for _, k := range sortedKeys(f.Meta) {
+		if k == "" {
+			v.keyErrf(entryPath(p+".meta", k), "a metadata key cannot be empty")
+		}
+	}
+	for i, k := range f.HasMeta {
+		if k == "" {
+			v.errf(indexPath(p+".has_meta", i), "a metadata key cannot be empty")
+		}
+	}
+	if has("not") {
+		v.filter(p+".not", f.Not)
+	}
+	for _, list := range []struct {
+		key     string
+		filters []Filter
+	}{{"any", f.Any}, {"all", f.All}} {
+		if has(list.key) && len(list.filters) == 0 {
+			v.errf(p+"."+list.key, "needs at least one filter")
+		}
+		for i := range list.filters {
+			v.filter(indexPath(p+"."+list.key, i), &list.filters[i])
+		}
+	}
+}
+
+func (v *validator) transform(p string, t *Transform) {
+	if t == nil {
+		t = &Transform{}
+	}
+	ops := 0
+	for _, k := range []string{"set_type", "type_case", "set_source", "set_meta", "delete_meta"} {
+		if v.d.has(p + "." + k) {
+			ops++
+		}
+	}
+	if ops == 0 {
+		v.errf(p, "a transform needs at least one of set_type, type_case, set_source, set_meta or delete_meta")
+	}
+	if v.d.has(p + ".set_type") {
+		if err := engine.EventType(t.SetType).Validate(); err != nil {
+			v.errf(p+".set_type", "%v", err)
+		}
+	}
+	if v.oneOf(p+".type_case", t.TypeCase, typeCases) && t.TypeCase != "" && t.SetType != "" {
+		v.errf(p+".type_case", "set_type and type_case both change the type; use one")
+	}
+	for _, k := range sortedKeys(t.SetMeta) {
+		if k == "" {
+			v.keyErrf(entryPath(p+".set_meta", k), "a metadata key cannot be empty")
+		}
+	}
+	for i, k := range t.DeleteMeta {
+		switch {
+		case k == "":
+			v.errf(indexPath(p+".delete_meta", i), "a metadata key cannot be empty")
+		case t.SetMeta != nil && v.d.has(entryPath(p+".set_meta", k)):
+			v.errf(indexPath(p+".delete_meta", i), "%q is also in set_meta; a key is set or deleted, not both", k)
+		}
+	}
+}
+
+func (v *validator) aggregate(pi int, sp string, s *Step, plugin bool) {
+	p := sp + ".aggregate"
+	a := s.Aggregate
+	if a == nil {
+		a = &Aggregate{}
+	}
+	before := len(v.errs)
+	v.groupBy(p+".group_by", a.GroupBy)
+	v.window(p+".window", a.Window)
+	if v.d.has(p + ".late") {
+		v.output(pi, p+".late", a.Late)
+	}
+	switch {
+	case plugin:
+		if v.d.has(p + ".emit_type") {
+			v.errf(p+".emit_type", "emit_type applies to built-in functions (a plugin makes its own result events)")
+		}
+		return
+	case len(a.Functions) == 0:
+		v.errf(p, "an aggregate needs functions, or a plugin on its step to aggregate with")
+		return
+	case len(a.Functions) > maxAggFunctions:
+		v.errf(p+".functions", "%d functions; the limit is %d", len(a.Functions), maxAggFunctions)
+	}
+	if v.d.has(p+".emit_type") || a.EmitType != "" {
+		if err := engine.EventType(a.EmitType).Validate(); err != nil {
+			v.errf(p+".emit_type", "%v", err)
+		}
+	}
+	names := map[string]int{"key": -1, "window_start": -1, "window_end": -1}
+	fns := make([]engine.AggregateFunction, 0, len(a.Functions))
+	for i, f := range a.Functions {
+		fp := indexPath(p+".functions", i)
+		if f.Fn == "" {
+			v.errf(fp+".fn", "required: %s", orList(aggregateFns))
+			continue
+		}
+		if !v.oneOf(fp+".fn", f.Fn, aggregateFns) {
+			continue
+		}
+		fn, err := engine.ParseAggregateFn(f.Fn)
+		if err != nil {
+			v.errf(fp+".fn", "%v", err)
+			continue
+		}
+		fns = append(fns, engine.AggregateFunction{Fn: fn, Field: f.Field, As: f.As})
+		if f.Fn == "count" {
+			if v.d.has(fp + ".field") {
+				v.errf(fp+".field", "count takes no field (it counts events)")
+			}
+		} else if f.Field == "" {
+			v.errAt(fp+".fn", fp+".field", "required: the data member to %s, such as amount or order.total", f.Fn)
+		} else if slices.Contains(strings.Split(f.Field, "."), "") {
+			v.errf(fp+".field", "%q has an empty member name; write members separated by single dots, such as order.total", f.Field)
+		}
+		as, asPath := defaultAs(f), fp+".as"
+		if !v.d.has(asPath) {
+			asPath = fp
+		}
+		switch j, dup := names[as]; {
+		case dup && j < 0:
+			v.errf(asPath, "%q is a member of every result (key, window_start, window_end); set as to another name", as)
+		case dup:
+			v.errf(asPath, "functions[%d] already makes the member %q; set as to another name", j, as)
+		default:
+			names[as] = i
+		}
+	}
+	emit := a.EmitType
+	if emit == "" {
+		emit = s.Name
+	}
+	if len(v.errs) == before && engine.EventType(emit).Validate() == nil {
+		// The engine has the last word on what it runs.
+		if _, err := engine.Functions(emit, fns...); err != nil {
+			v.errf(p+".functions", "%v", err)
+		}
+	}
+}
+
+// defaultAs is the member name a function's result has without as.
+func defaultAs(f Function) string {
+	switch {
+	case f.As != "":
+		return f.As
+	case f.Fn == "count":
+		return "count"
+	}
+	return f.Fn + "_" + strings.ReplaceAll(f.Field, ".", "_")
+}
+
+func (v *validator) groupBy(p, g string) {
+	ok := false
+	switch g {
+	case "", "type", "source", "id":
+		ok = true
+	default:
+		if k, found := strings.CutPrefix(g, "meta."); found {
+			ok = k != ""
+		} else if m, found := strings.CutPrefix(g, "data."); found {
+			ok = !slices.Contains(strings.Split(m, "."), "")
+		}
+	}
+	if !ok {
+		v.errf(p, `must be type, source, id, meta.<key> or data.<member>[.<member>...] (or left out for one group), got %q`, g)
+		return
+	}
+	if _, err := engine.KeyBy(g); err != nil {
+		v.errf(p, "%v", err)
+	}
+}
+
+func (v *validator) window(p string, w Window) {
+	before := len(v.errs)
+	kind := engine.Tumbling
+	switch w.Type {
+	case "":
+		v.errAt(p, p+".type", "required: %s", orList(windowTypes))
+		return
+	case "tumbling":
+		if w.Size <= 0 {
+			v.errf(p+".size", "a tumbling window needs a positive size")
+		}
+		v.notFor(p, []string{"every"}, "applies to sliding windows")
+		v.notFor(p, []string{"gap"}, "applies to session windows")
+	case "sliding":
+		kind = engine.Sliding
+		switch {
+		case w.Size <= 0:
+			v.errf(p+".size", "a sliding window needs a positive size")
+		case w.Every <= 0:
+			v.errf(p+".every", "a sliding window needs a positive every (how often a window starts)")
+		case w.Every > w.Size:
+			v.errf(p+".every", "every (%v) is longer than size (%v), which would leave events in no window", w.Every, w.Size)
+		case w.Size%w.Every != 0:
+			v.errf(p+".size", "size (%v) must be a whole multiple of every (%v)", w.Size, w.Every)
+		}
+		v.notFor(p, []string{"gap"}, "applies to session windows")
+	case "session":
+		kind = engine.Session
+		if w.Gap <= 0 {
+			v.errf(p+".gap", "a session window needs a positive gap (the inactivity that closes a session)")
+		}
+		v.notFor(p, []string{"size", "every"}, "applies to tumbling and sliding windows")
+	default:
+		v.oneOf(p+".type", w.Type, windowTypes)
+		return
+	}
+	if len(v.errs) == before {
+		spec := engine.WindowSpec{Kind: kind, Size: w.Size.D(), Every: w.Every.D(), Gap: w.Gap.D()}
+		if err := spec.Validate(); err != nil {
+			v.errf(p, "%v", err)
+		}
+	}
+}
+
+func (v *validator) errorPolicy(pi int, p string, e *ErrorPolicy) {
+	if e == nil {
+		e = &ErrorPolicy{}
+	}
+	has := func(k string) bool { return v.d.has(p + "." + k) }
+	switch e.Policy {
+	case "":
+		v.errAt(p, p+".policy", "required: %s", orList(errorPolicies))
+		return
+	default:
+		if !v.oneOf(p+".policy", e.Policy, errorPolicies) {
+			return
+		}
+	}
+	retry := e.Policy == "retry"
+	if !retry {
+		v.notFor(p, []string{"retries", "backoff", "max_backoff", "then"}, "applies to policy retry")
+	}
+	needsDL := e.Policy == "dead-letter" || retry && e.Then == "dead-letter"
+	switch {
+	case needsDL && e.DeadLetter == "":
+		at := p + ".policy"
+		if retry {
+			at = p + ".then"
+		}
+		v.errAt(at, p+".dead_letter", "required with %s: the channel or sink that failed events go to", map[bool]string{true: "then: dead-letter", false: "policy dead-letter"}[retry])
+	case needsDL:
+		v.output(pi, p+".dead_letter", e.DeadLetter)
+	case has("dead_letter"):
+		v.errf(p+".dead_letter", "dead_letter applies to policy dead-letter, or retry with then: dead-letter")
+	}
+	if !retry {
+		return
+	}
+	if has("retries") && e.Retries < 1 {
+		v.errf(p+".retries", "must be 1 or more, got %d", e.Retries)
+	}
+	if has("backoff") && e.Backoff == 0 {
+		v.errf(p+".backoff", "must be positive")
+	}
+	backoff := e.Backoff
+	if backoff == 0 {
+		backoff = DefaultBackoff
+	}
+	if has("max_backoff") && e.MaxBackoff < backoff {
+		v.errf(p+".max_backoff", "must be at least backoff (%v), got %v", backoff, e.MaxBackoff)
+	}
+	if e.Then == "retry" {
+		v.errf(p+".then", "must be fail, skip or dead-letter (what happens when the retries are used up)")
+	} else {
+		v.oneOf(p+".then", e.Then, retryThens)
+	}
+}
+
+// cycles finds pipelines that feed each other through channels.
+func (v *validator) cycles() {
+	n := len(v.writes)
+	type edge struct {
+		to      int
+		channel string
+		path    string
+	}
+	adj := make([][]edge, n)
+	for i, ws := range v.writes {
+		for _, w := range ws {
+			if w.channel == v.reads[i] {
+				v.errf(w.path, "pipeline %s writes to channel %s, which it reads from", v.m.Pipelines[i].Name, w.channel)
+				continue
+			}
+			for j := range n {
+				if j != i && v.reads[j] == w.channel && !slices.ContainsFunc(adj[i], func(e edge) bool { return e.to == j }) {
+					adj[i] = append(adj[i], edge{j, w.channel, w.path})
+				}
+			}
+		}
+	}
+	// Tarjan's strongly connected components.
+	index := make([]int, n)
+	low := make([]int, n)
+	onStack := make([]bool, n)
+	for i := range index {
+		index[i] = -1
+	}
+	var stack []int
+	next := 0
+	var sccs [][]int
+	var connect func(int)
+	connect = func(u int) {
+		index[u], low[u] = next, next
+		next++
+		stack = append(stack, u)
+		onStack[u] = true
+		for _, e := range adj[u] {
+			switch {
+			case index[e.to] < 0:
+				connect(e.to)
+				low[u] = min(low[u], low[e.to])
+			case onStack[e.to]:
+				low[u] = min(low[u], index[e.to])
+			}
+		}
+		if low[u] == index[u] {
+			var scc []int
+			for {
+				w := stack[len(stack)-1]
+				stack = stack[:len(stack)-1]
+				onStack[w] = false
+				scc = append(scc, w)
+				if w == u {
+					break
+				}
+			}
+			if len(scc) > 1 {
+				sccs = append(sccs, scc)
+			}
+		}
+	}
+	for i := range n {
+		if index[i] < 0 {
+			connect(i)
+		}
+	}
+	for _, scc := range sccs {
+		start := slices.Min(scc)
+		// The shortest cycle through start, by breadth-first search.
+		prev := map[int]edge{} // node -> the edge that reached it (edge.to is the node before)
+		from := map[int]int{}
+		queue := []int{start}
+		seen := map[int]bool{start: true}
+		for len(queue) > 0 && !seen[-1] {
+			u := queue[0]
+			queue = queue[1:]
+			for _, e := range adj[u] {
+				if !slices.Contains(scc, e.to) {
+					continue
+				}
+				if e.to == start {
+					prev[-1], from[-1], seen[-1] = e, u, true
+					break
+				}
+				if !seen[e.to] {
+					seen[e.to] = true
+					prev[e.to], from[e.to] = e, u
+					queue = append(queue, e.to)
+				}
+			}
+		}
+		var nodes []int
+		var edges []edge
+		for at := -1; ; {
+			edges = append(edges, prev[at])
+			at = from[at]
+			nodes = append(nodes, at)
+			if at == start {
+				break
+			}
+		}
+		slices.Reverse(nodes)
+		slices.Reverse(edges)
+		names := make([]string, 0, len(nodes)+1)
+		for _, u := range nodes {
+			names = append(names, v.m.Pipelines[u].Name)
+		}
+		names = append(names, v.m.Pipelines[start].Name)
+		channels := make([]string, len(edges))
+		for i, e := range edges {
+			channels[i] = e.channel
+		}
+		word := "channels"
+		if len(slices.Compact(slices.Sorted(slices.Values(channels)))) == 1 {
+			word = "channel"
+		}
+		v.errf(edges[0].path, "pipelines %s form a cycle through %s %s", strings.Join(names, " -> "), word, strings.Join(channels, ", "))
+	}
+}
+
+func (v *validator) tracing() {
+	t := v.m.Tracing
+	if t == nil {
+		return
+	}
+	v.oneOf("tracing.exporter", t.Exporter, exporters)
+	if v.d.has("tracing.endpoint") && !strings.HasPrefix(t.Exporter, "otlp-") {
+		v.errf("tracing.endpoint", "endpoint applies to the otlp-grpc and otlp-http exporters")
+	}
+	if r := t.SampleRatio; r != nil && !(*r >= 0 && *r <= 1) {
+		v.errf("tracing.sample_ratio", "must be between 0 and 1, got %s", strconv.FormatFloat(*r, 'g', -1, 64))
+	}
+	if v.d.has("tracing.service_name") && t.ServiceName == "" {
+		v.errf("tracing.service_name", "cannot be empty")
+	}
+}
