@@ -96,6 +96,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Commands: []*cli.Command{
 			versionCommand(),
 			pluginCommand(),
+			runCommand(),
+			validateCommand(),
+			schemaCommand(),
 		},
 	}
 }

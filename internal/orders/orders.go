@@ -4,6 +4,7 @@
 package orders
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"math"
@@ -22,6 +23,8 @@ var Payloads = [4]string{
 
 var fields [4]struct{ typ, source string }
 
+var data [4]engine.EventData
+
 func init() {
 	for i, p := range Payloads {
 		d := engine.MustJSONData(p)
@@ -30,6 +33,7 @@ func init() {
 			panic(err)
 		}
 		fields[i].typ, fields[i].source = f.Type, f.Source
+		data[i] = d
 	}
 }
 
@@ -43,6 +47,26 @@ func Event(i int, start int64) engine.Event {
 		Source: fields[k].source,
 		Time:   start + int64(i)*1e6,
 		Data:   engine.MustJSONData(Payloads[k]),
+	}
+}
+
+// Generated returns the i-th event of the workload as the generator source
+// makes it: like [Event], but at start + i*interval and with an ID derived
+// from start and i alone, so the same generator settings always produce
+// the same events.
+func Generated(i, start, interval int64) engine.Event {
+	k := i % 4
+	var id engine.EventID
+	binary.BigEndian.PutUint64(id[:8], uint64(start))
+	binary.BigEndian.PutUint64(id[8:], uint64(i))
+	id[6] = id[6]&0x0f | 0x80 // version 8: custom
+	id[8] = id[8]&0x3f | 0x80 // RFC 9562 variant
+	return engine.Event{
+		ID:     id,
+		Type:   engine.EventType(fields[k].typ),
+		Source: fields[k].source,
+		Time:   start + i*interval,
+		Data:   data[k],
 	}
 }
 

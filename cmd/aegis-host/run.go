@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/aegis-streaming/aegis/cmd/aegis-host/internal/manifest"
+	"github.com/aegis-streaming/aegis/engine"
+	"github.com/aegis-streaming/aegis/host"
+)
+
+// Hooks the tests replace: where stdin comes from, and what a second
+// signal does (exit at once).
+var (
+	stdinReader io.Reader = os.Stdin
+	forceExit             = func() { os.Exit(130) }
+)
+
+func fileFlag() cli.Flag {
+	return &cli.StringFlag{Name: "file", Aliases: []string{"f"}, Required: true, Usage: "the pipeline manifest `FILE` (YAML)"}
+}
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:         "run",
+		Usage:        "Run the pipelines of a manifest",
+		OnUsageError: onUsageError,
+		Description: "Checks the manifest, loads its plugins, and runs its pipelines until their\n" +
+			"sources end. SIGINT or SIGTERM stops the sources, lets the batches in flight\n" +
+			"through to the sinks, fires the windows that are complete and exits 0; a\n" +
+			"second signal exits at once. On a terminal a status line shows events in and\n" +
+			"out per step; otherwise a summary is logged every --status interval.",
+		Flags: []cli.Flag{
+			fileFlag(),
+			&cli.DurationFlag{Name: "status", Value: 10 * time.Second, Usage: "how often to log progress when stderr is not a terminal (0: never)"},
+		},
+		Action: func(c *cli.Context) error {
+			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			finished := make(chan struct{})
+			defer close(finished)
+			go func() {
+				select {
+				case <-ctx.Done():
+				case <-finished:
+					return
+				}
+				if c.Context.Err() != nil {
+					return
+				}
+				sig := make(chan os.Signal, 1)
+				signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+				defer signal.Stop(sig)
+				fmt.Fprintf(c.App.ErrWriter, "%s: stopping: draining the batches in flight (signal again to exit at once)\n", appName)
+				select {
+				case <-sig:
+					forceExit()
+				case <-finished:
+				}
+			}()
+			return runManifest(c, ctx)
+		},
+	}
+}
+
+func validateCommand() *cli.Command {
+	return &cli.Command{
+		Name:         "validate",
+		Usage:        "Check a manifest and load its plugins without running anything",
+		OnUsageError: onUsageError,
+		Flags:        []cli.Flag{fileFlag()},
+		Action: func(c *cli.Context) error {
+			d, h, err := prepare(c)
+			if err != nil {
+				return err
+			}
+			defer h.Close(c.Context)
+			if err := d.close(c.Context); err != nil {
+				return err
+			}
+			n := 0
+			for _, p := range d.m.Pipelines {
+				n += len(p.Steps)
+			}
+			fmt.Fprintf(c.App.Writer, "%s: ok: %d pipeline(s), %d step(s), %d plugin(s)\n", d.m.File, len(d.m.Pipelines), n, len(d.plugins))
+			return nil
+		},
+	}
+}
+
+func schemaCommand() *cli.Command {
+	return &cli.Command{
+		Name:         "schema",
+		Usage:        "Print the JSON Schema of pipeline manifests (for editors)",
+		OnUsageError: onUsageError,
+		Action: func(c *cli.Context) error {
+			_, err := c.App.Writer.Write(manifest.Schema())
+			return err
+		},
+	}
+}
+
+// prepare loads the manifest of --file and deploys it.
+func prepare(c *cli.Context) (*deployment, *host.Host, error) {
+	m, err := manifest.Load(c.String("file"))
+	if err != nil {
+		return nil, nil, err
+	}
+	h, err := newHost(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
+	d, err := deploy(c.Context, m, h, stdio{in: stdinReader, out: c.App.Writer}, log)
+	if err != nil {
+		h.Close(c.Context)
+		return nil, nil, err
+	}
+	return d, h, nil
+}
+
+func runManifest(c *cli.Context, stop context.Context) error {
+	d, h, err := prepare(c)
+	if err != nil {
+		return err
+	}
+	defer h.Close(c.Context)
+	began := time.Now()
+	done := make(chan struct{})
+	statusDone := make(chan struct{})
+	go func() {
+		defer close(statusDone)
+		reportStatus(c, d, done, began)
+	}()
+	err = d.run(stop)
+	close(done)
+	<-statusDone
+	if cerr := d.close(c.Context); err == nil {
+		err = cerr
+	}
+	for _, s := range d.stats() {
+		fmt.Fprintf(c.App.ErrWriter, "%s: %s\n", appName, summary(s, time.Since(began)))
+	}
+	return err
+}
+
+// reportStatus keeps a status line on a terminal, or logs a summary every
+// --status, until done.
+func reportStatus(c *cli.Context, d *deployment, done <-chan struct{}, began time.Time) {
+	f, ok := c.App.ErrWriter.(*os.File)
+	tty := ok && term.IsTerminal(int(f.Fd()))
+	every := c.Duration("status")
+	if tty {
+		every = 500 * time.Millisecond
+	}
+	if every <= 0 {
+		<-done
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			if tty {
+				fmt.Fprint(c.App.ErrWriter, "\r\033[K")
+			}
+			return
+		case <-t.C:
+		}
+		var lines []string
+		for _, s := range d.stats() {
+			lines = append(lines, summary(s, time.Since(began)))
+		}
+		if tty {
+			fmt.Fprintf(c.App.ErrWriter, "\r\033[K%s", strings.Join(lines, "  ||  "))
+		} else {
+			for _, l := range lines {
+				fmt.Fprintf(c.App.ErrWriter, "%s: %s\n", appName, l)
+			}
+		}
+	}
+}
+
+// summary is one pipeline's counters on one line:
+//
+//	orders: in 100000 | filter 100000>75000 | map 75000>75000 | out 75000 | 1.2s, 83333 events/s
+func summary(s engine.PipelineStats, elapsed time.Duration) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: in %d", s.Name, s.In)
+	for _, st := range s.Stages {
+		fmt.Fprintf(&b, " | %s %d>%d", st.Name, st.In, st.Out)
+		if st.Failed > 0 {
+			fmt.Fprintf(&b, " failed %d", st.Failed)
+		}
+		if st.Skipped > 0 {
+			fmt.Fprintf(&b, " skipped %d", st.Skipped)
+		}
+		if st.DeadLetter > 0 {
+			fmt.Fprintf(&b, " dead-lettered %d", st.DeadLetter)
+		}
+		if st.Retries > 0 {
+			fmt.Fprintf(&b, " retries %d", st.Retries)
+		}
+		if st.Late > 0 {
+			fmt.Fprintf(&b, " late %d", st.Late)
+		}
+	}
+	fmt.Fprintf(&b, " | out %d | %s, %.0f events/s", s.Out, elapsed.Round(time.Millisecond), float64(s.In)/elapsed.Seconds())
+	return b.String()
+}

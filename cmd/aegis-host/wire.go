@@ -1,0 +1,479 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aegis-streaming/aegis/abi"
+	"github.com/aegis-streaming/aegis/cmd/aegis-host/internal/manifest"
+	"github.com/aegis-streaming/aegis/engine"
+	"github.com/aegis-streaming/aegis/host"
+	"github.com/aegis-streaming/aegis/internal/orders"
+)
+
+// deployment is a manifest made real: the engine and its channels, the
+// loaded plugins, the sources and sinks, and the pipelines, ready to run.
+type deployment struct {
+	m       *manifest.Manifest
+	eng     *engine.Engine
+	log     *slog.Logger
+	plugins []*host.Plugin
+	sinks   map[string]engine.Sink
+	flows   []*flow
+	// writers counts, per channel, the pipelines that write to it; when the
+	// last one ends the channel is deleted, which ends the pipelines that
+	// read it once they have taken everything.
+	writers map[string]*atomic.Int32
+}
+
+// flow is one pipeline of the deployment.
+type flow struct {
+	p      *engine.Pipeline
+	from   string
+	src    engine.Source
+	writes []string // channels written to (outputs, dead letters, late events)
+	// fed: the pipeline reads a channel that other pipelines write to, so
+	// it ends when they have; the others stop when the run is stopped.
+	fed bool
+}
+
+// io of the process, for the stdin source and the stdout sink.
+type stdio struct {
+	in  io.Reader
+	out io.Writer
+}
+
+// deploy builds everything m declares; nothing runs yet. On error what was
+// built is closed.
+func deploy(ctx context.Context, m *manifest.Manifest, h *host.Host, std stdio, log *slog.Logger) (_ *deployment, err error) {
+	d := &deployment{m: m, eng: engine.New(engine.Config{}), log: log,
+		sinks: map[string]engine.Sink{}, writers: map[string]*atomic.Int32{}}
+	defer func() {
+		if err != nil {
+			d.close(ctx)
+		}
+	}()
+	if t := m.Tracing; t != nil && t.Exporter != "" && t.Exporter != "none" {
+		return nil, fmt.Errorf("%s: tracing.exporter %q: trace export is not available in this build yet; use none", m.File, t.Exporter)
+	}
+	for name, c := range m.Channels {
+		cfg := engine.ChannelConfig{BufferSize: c.Buffer}
+		if c.SlowSubscriber != "" {
+			if cfg.SlowSubscriber, err = engine.ParseSlowSubscriberPolicy(c.SlowSubscriber); err != nil {
+				return nil, err
+			}
+		}
+		if r := c.Retention; r != nil {
+			cfg.Retention = engine.Retention{MaxEvents: r.MaxEvents, MaxAge: r.MaxAge.D()}
+		}
+		if err := d.eng.CreateChannel(name, cfg); err != nil {
+			return nil, err
+		}
+		d.writers[name] = new(atomic.Int32)
+	}
+	for name, s := range m.Sinks {
+		sink, err := openSink(m, s, std)
+		if err != nil {
+			return nil, fmt.Errorf("sink[%s]: %w", name, err)
+		}
+		d.sinks[name] = sink
+	}
+	for i := range m.Pipelines {
+		f, err := d.build(ctx, &m.Pipelines[i], h, std)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline[%s]: %w", m.Pipelines[i].Name, err)
+		}
+		d.flows = append(d.flows, f)
+		for _, c := range f.writes {
+			d.writers[c].Add(1)
+		}
+	}
+	for _, f := range d.flows {
+		f.fed = d.writers[f.from] != nil && d.writers[f.from].Load() > 0
+	}
+	return d, nil
+}
+
+// output returns the sink for a name in a to:, dead_letter: or late: list,
+// and records a channel as written.
+func (d *deployment) output(name string, writes *[]string) engine.Sink {
+	if s, ok := d.sinks[name]; ok {
+		return s
+	}
+	*writes = append(*writes, name)
+	return d.eng.ChannelSink(name)
+}
+
+func (d *deployment) build(ctx context.Context, mp *manifest.Pipeline, h *host.Host, std stdio) (*flow, error) {
+	f := &flow{from: mp.From}
+	cfg := engine.PipelineConfig{Name: mp.Name, Logger: d.log}
+	if mp.Batch != nil {
+		cfg.MaxBatch, cfg.MaxWait = mp.Batch.MaxEvents, mp.Batch.MaxWait.D()
+	}
+	var err error
+	if src, ok := d.m.Sources[mp.From]; ok {
+		f.src, err = openSource(d.m, mp.From, src, std)
+	} else {
+		f.src, err = d.eng.ChannelSource(mp.From, "pipeline:"+mp.Name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("from %s: %w", mp.From, err)
+	}
+	cfg.Source = f.src
+	for _, to := range mp.To {
+		cfg.Sinks = append(cfg.Sinks, d.output(to, &f.writes))
+	}
+	for i := range mp.Steps {
+		st, err := d.stage(ctx, &mp.Steps[i], h, &f.writes)
+		if err != nil {
+			f.src.Close()
+			return nil, fmt.Errorf("step[%s]: %w", mp.Steps[i].Name, err)
+		}
+		cfg.Stages = append(cfg.Stages, st)
+	}
+	if f.p, err = engine.NewPipeline(cfg); err != nil {
+		f.src.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func (d *deployment) stage(ctx context.Context, s *manifest.Step, h *host.Host, writes *[]string) (engine.Stage, error) {
+	st := engine.Stage{Name: s.Name, Workers: s.Workers}
+	if pol := s.OnError; pol != nil {
+		var err error
+		if st.OnError.Action, err = engine.ParseErrorAction(pol.Policy); err != nil {
+			return st, err
+		}
+		if pol.Then != "" {
+			if st.OnError.Then, err = engine.ParseErrorAction(pol.Then); err != nil {
+				return st, err
+			}
+		}
+		st.OnError.Retries, st.OnError.Backoff, st.OnError.MaxBackoff = pol.Retries, pol.Backoff.D(), pol.MaxBackoff.D()
+		if pol.DeadLetter != "" {
+			st.OnError.DeadLetter = d.output(pol.DeadLetter, writes)
+		}
+	}
+	var plugin *host.Plugin
+	if s.Plugin != "" {
+		var err error
+		if plugin, err = d.load(ctx, s, h); err != nil {
+			return st, err
+		}
+		st.Plugin = plugin.Name()
+	}
+	switch {
+	case s.Aggregate != nil:
+		a := s.Aggregate
+		st.Kind = "aggregate"
+		key, err := engine.KeyBy(a.GroupBy)
+		if err != nil {
+			return st, err
+		}
+		kind, err := engine.ParseWindowKind(a.Window.Type)
+		if err != nil {
+			return st, err
+		}
+		var agg engine.Aggregator = plugin
+		if plugin == nil {
+			fns := make([]engine.AggregateFunction, len(a.Functions))
+			for i, fn := range a.Functions {
+				if fns[i].Fn, err = engine.ParseAggregateFn(fn.Fn); err != nil {
+					return st, err
+				}
+				fns[i].Field, fns[i].As = fn.Field, fn.As
+			}
+			emit := a.EmitType
+			if emit == "" {
+				emit = s.Name
+			}
+			if agg, err = engine.Functions(emit, fns...); err != nil {
+				return st, err
+			}
+		}
+		st.Aggregation, err = engine.NewAggregation(engine.AggregationConfig{
+			Name: s.Name, Key: key, Aggregator: agg,
+			Window:    engine.WindowSpec{Kind: kind, Size: a.Window.Size.D(), Every: a.Window.Every.D(), Gap: a.Window.Gap.D()},
+			Watermark: a.Watermark.D(), AllowedLateness: a.AllowedLateness.D(),
+		})
+		if err != nil {
+			return st, err
+		}
+		if a.Late != "" {
+			st.Late = d.output(a.Late, writes)
+		}
+	case plugin != nil:
+		st.Kind, st.Step = plugin.Kind().String(), plugin
+	case s.Filter != nil:
+		flt, err := buildFilter(s.Filter)
+		if err != nil {
+			return st, err
+		}
+		st.Kind, st.Step = "filter", engine.FilterStep{Filter: flt}
+	case s.Transform != nil:
+		st.Kind, st.Step = "transform", transformStep(s.Name, s.Transform)
+	default:
+		return st, errors.New("the step does nothing")
+	}
+	return st, nil
+}
+
+// load loads a step's plugin.
+func (d *deployment) load(ctx context.Context, s *manifest.Step, h *host.Host) (*host.Plugin, error) {
+	cfg := host.StepConfig{
+		Name:    strings.TrimSuffix(filepath.Base(s.Plugin), ".wasm"),
+		SHA256:  strings.ToLower(s.SHA256),
+		Workers: s.Workers,
+	}
+	if s.Kind != "" {
+		k, err := abi.ParseKind(s.Kind)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Kind = k
+	}
+	if s.With != nil {
+		b, err := json.Marshal(s.With)
+		if err != nil {
+			return nil, fmt.Errorf("with: %w", err)
+		}
+		cfg.Config = b
+	}
+	if l := s.Limits; l != nil {
+		cfg.Limits = host.Limits{MemoryPages: uint32(l.Memory.Bytes() / 65536), Timeout: l.Timeout.D(), MaxOutputBytes: uint32(l.MaxOutput.Bytes())}
+		if l.Timeout == manifest.NoDeadline {
+			cfg.Limits.Timeout = -1
+		}
+	}
+	if g := s.Grants; g != nil {
+		cfg.Grants = host.Grants{Clock: g.Clock, Random: g.Random, Env: g.Env}
+	}
+	p, err := h.LoadFile(ctx, d.m.Resolve(s.Plugin), cfg)
+	if err != nil {
+		return nil, err
+	}
+	d.plugins = append(d.plugins, p)
+	return p, nil
+}
+
+func buildFilter(f *manifest.Filter) (engine.EventFilter, error) {
+	var all []engine.EventFilter
+	if len(f.Type) > 0 {
+		types := make([]engine.EventType, len(f.Type))
+		for i, t := range f.Type {
+			types[i] = engine.EventType(t)
+		}
+		all = append(all, engine.TypeIs(types...))
+	}
+	if f.Source != "" {
+		all = append(all, engine.SourceIs(f.Source))
+	}
+	if f.SourcePrefix != "" {
+		all = append(all, engine.SourcePrefix(f.SourcePrefix))
+	}
+	if f.SourceGlob != "" {
+		g, err := engine.SourceGlob(f.SourceGlob)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, g)
+	}
+	for k, v := range f.Meta {
+		all = append(all, engine.MetadataIs(k, v))
+	}
+	for _, k := range f.HasMeta {
+		all = append(all, engine.HasMetadata(k))
+	}
+	if f.Not != nil {
+		n, err := buildFilter(f.Not)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, engine.Not(n))
+	}
+	for _, group := range []struct {
+		fs []manifest.Filter
+		op func(...engine.EventFilter) engine.EventFilter
+	}{{f.Any, engine.Or}, {f.All, engine.And}} {
+		if len(group.fs) == 0 {
+			continue
+		}
+		var sub []engine.EventFilter
+		for i := range group.fs {
+			s, err := buildFilter(&group.fs[i])
+			if err != nil {
+				return nil, err
+			}
+			sub = append(sub, s)
+		}
+		all = append(all, group.op(sub...))
+	}
+	return engine.And(all...), nil
+}
+
+// transformStep is the native transform: each event's type, source and
+// metadata rewritten as t says.
+func transformStep(name string, t *manifest.Transform) engine.Step {
+	return engine.MapStep{Name: name, Map: func(e *engine.Event, out []engine.Event) ([]engine.Event, error) {
+		o := *e
+		if len(t.SetMeta) > 0 || len(t.DeleteMeta) > 0 {
+			o = e.Clone()
+			for k, v := range t.SetMeta {
+				o.SetMeta(k, v)
+			}
+			for _, k := range t.DeleteMeta {
+				delete(o.Metadata, k)
+			}
+		}
+		if t.SetType != "" {
+			o.Type = engine.EventType(t.SetType)
+		}
+		switch t.TypeCase {
+		case "upper":
+			o.Type = engine.EventType(strings.ToUpper(string(o.Type)))
+		case "lower":
+			o.Type = engine.EventType(strings.ToLower(string(o.Type)))
+		}
+		if t.SetSource != "" {
+			o.Source = t.SetSource
+		}
+		return append(out, o), nil
+	}}
+}
+
+func openSource(m *manifest.Manifest, name string, s manifest.Source, std stdio) (engine.Source, error) {
+	format, err := engine.ParseFormat(orDefault(s.Format, "event"))
+	if err != nil {
+		return nil, err
+	}
+	cfg := engine.JSONLinesConfig{Name: name, Format: format, Type: engine.EventType(s.EventType)}
+	switch s.Type {
+	case "generator":
+		start := time.Now().UnixNano()
+		if s.Start != "" {
+			t, err := time.Parse(time.RFC3339Nano, s.Start)
+			if err != nil {
+				return nil, fmt.Errorf("start: %w", err)
+			}
+			start = t.UnixNano()
+		}
+		interval := int64(s.Interval.D())
+		if interval == 0 {
+			interval = int64(time.Millisecond)
+		}
+		return engine.Generator(engine.GeneratorConfig{Count: s.Count, Rate: s.Rate,
+			Event: func(i int64) engine.Event { return orders.Generated(i, start, interval) }}), nil
+	case "file":
+		f, err := os.Open(m.Resolve(s.Path))
+		if err != nil {
+			return nil, err
+		}
+		cfg.Name = s.Path
+		return engine.JSONLines(f, cfg), nil
+	case "stdin":
+		cfg.Name = "stdin"
+		return engine.JSONLines(std.in, cfg), nil
+	}
+	return nil, fmt.Errorf("unknown source type %q", s.Type)
+}
+
+func openSink(m *manifest.Manifest, s manifest.Sink, std stdio) (engine.Sink, error) {
+	format, err := engine.ParseFormat(orDefault(s.Format, "event"))
+	if err != nil {
+		return nil, err
+	}
+	switch s.Type {
+	case "drop":
+		return engine.Drop(), nil
+	case "stdout":
+		return engine.JSONLinesSink(struct{ io.Writer }{std.out}, format), nil // never closes stdout
+	case "file":
+		flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+		if s.Append {
+			flags = os.O_WRONLY | os.O_CREATE | os.O_APPEND
+		}
+		f, err := os.OpenFile(m.Resolve(s.Path), flags, 0o644)
+		if err != nil {
+			return nil, err
+		}
+		return engine.JSONLinesSink(f, format), nil
+	}
+	return nil, fmt.Errorf("unknown sink type %q", s.Type)
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// run runs every pipeline until each has ended. Cancelling stop stops the
+// pipelines that read sources (and channels nothing writes to); they drain,
+// and the pipelines they feed through channels end after them. The first
+// pipeline that fails stops the others the same way; its error is
+// returned.
+func (d *deployment) run(stop context.Context) error {
+	stop, cancel := context.WithCancel(stop)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(d.flows))
+	for i, f := range d.flows {
+		wg.Go(func() {
+			ctx := stop
+			if f.fed {
+				ctx = context.WithoutCancel(stop)
+			}
+			if err := f.p.Run(ctx); err != nil {
+				errs[i] = err
+				cancel()
+			}
+			for _, c := range f.writes {
+				if d.writers[c].Add(-1) == 0 {
+					d.eng.DeleteChannel(c)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// stats are the pipelines' counters.
+func (d *deployment) stats() []engine.PipelineStats {
+	out := make([]engine.PipelineStats, len(d.flows))
+	for i, f := range d.flows {
+		out[i] = f.p.Stats()
+	}
+	return out
+}
+
+// close releases everything: sources, sinks (flushing them), plugins, the
+// engine.
+func (d *deployment) close(ctx context.Context) error {
+	var errs []error
+	for _, f := range d.flows {
+		errs = append(errs, f.src.Close())
+	}
+	for name, s := range d.sinks {
+		if err := s.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("sink[%s]: %w", name, err))
+		}
+	}
+	for _, p := range d.plugins {
+		errs = append(errs, p.Close(ctx))
+	}
+	errs = append(errs, d.eng.Close())
+	return errors.Join(errs...)
+}

@@ -1,0 +1,403 @@
+package engine
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// GeneratorConfig configures a [Generator] source.
+type GeneratorConfig struct {
+	// Event returns the i-th event (from 0).
+	Event func(i int64) Event
+	// Count is how many events to generate; 0 means without end.
+	Count int64
+	// Rate is events per second; 0 means as fast as they are read.
+	Rate float64
+}
+
+// Generator returns a source of generated events, for demos and
+// benchmarks.
+func Generator(cfg GeneratorConfig) Source { return &generator{cfg: cfg} }
+
+type generator struct {
+	cfg   GeneratorConfig
+	next  int64
+	start time.Time
+}
+
+func (g *generator) Read(ctx context.Context, dst []Event, max int) ([]Event, error) {
+	n := int64(max)
+	if g.cfg.Count > 0 {
+		n = min(n, g.cfg.Count-g.next)
+		if n <= 0 {
+			return dst, io.EOF
+		}
+	}
+	if g.cfg.Rate > 0 {
+		if g.start.IsZero() {
+			g.start = time.Now()
+		}
+		// Events due by now; if none, wait for the next.
+		due := int64(time.Since(g.start).Seconds()*g.cfg.Rate) + 1 - g.next
+		if due <= 0 {
+			at := g.start.Add(time.Duration(float64(g.next) / g.cfg.Rate * float64(time.Second)))
+			t := time.NewTimer(time.Until(at))
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return dst, ctx.Err()
+			}
+			due = 1
+		}
+		n = min(n, due)
+	} else if err := ctx.Err(); err != nil {
+		return dst, err
+	}
+	for range n {
+		dst = append(dst, g.cfg.Event(g.next))
+		g.next++
+	}
+	if g.cfg.Count > 0 && g.next == g.cfg.Count {
+		return dst, io.EOF
+	}
+	return dst, nil
+}
+
+func (g *generator) Close() error { return nil }
+
+// Format is how events are written as JSON lines and read from them.
+type Format uint8
+
+const (
+	// FormatEvent is the whole event as [Event.MarshalJSON] writes it.
+	FormatEvent Format = iota
+	// FormatData is the event's data alone: JSON data as is, other kinds
+	// as their JSON value.
+	FormatData
+)
+
+var formatNames = [...]string{FormatEvent: "event", FormatData: "data"}
+
+func (f Format) String() string { return enumName(formatNames[:], int(f), "format") }
+
+// ParseFormat parses "event" or "data".
+func ParseFormat(s string) (Format, error) {
+	v, err := parseEnum(formatNames[:], s, "format")
+	return Format(v), err
+}
+
+// MaxLineSize is the longest JSON line a [JSONLines] source reads.
+const MaxLineSize = 16 << 20
+
+// JSONLinesConfig configures a [JSONLines] source.
+type JSONLinesConfig struct {
+	// Name names the input in errors ("stdin", a file name) and is the
+	// source of events read in FormatData.
+	Name   string
+	Format Format
+	// Type is the type of events read in FormatData.
+	Type EventType
+}
+
+// JSONLines returns a source that reads one event per line from r (blank
+// lines are skipped). A line that is not a valid event stops the source
+// with an error naming the input and the line. The events get a new ID
+// and the current time where they have none. Closing the source closes r
+// if it is an io.Closer.
+func JSONLines(r io.Reader, cfg JSONLinesConfig) Source {
+	s := &jsonLines{cfg: cfg, r: r, lines: make(chan lineBatch, 2), stop: make(chan struct{})}
+	go s.scan()
+	return s
+}
+
+type lineBatch struct {
+	events []Event
+	err    error
+}
+
+type jsonLines struct {
+	cfg     JSONLinesConfig
+	r       io.Reader
+	lines   chan lineBatch
+	pending []Event
+	err     error
+	stop    chan struct{}
+	once    sync.Once
+}
+
+// scan reads and decodes lines in its own goroutine, so that Read can
+// honour its context while the reader blocks.
+func (s *jsonLines) scan() {
+	defer close(s.lines)
+	br := bufio.NewReaderSize(s.r, 64<<10)
+	line := 0
+	var batch []Event
+	flush := func(err error) bool {
+		select {
+		case s.lines <- lineBatch{batch, err}:
+			batch = nil
+			return true
+		case <-s.stop:
+			return false
+		}
+	}
+	var long []byte
+	for {
+		b, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull || (long != nil && err == nil) {
+			// A line longer than the buffer: collect it.
+			long = append(long, b...)
+			if len(long) > MaxLineSize {
+				flush(fmt.Errorf("%s: line %d: longer than %d bytes", s.cfg.Name, line+1, MaxLineSize))
+				return
+			}
+			if err != nil {
+				continue
+			}
+			b, long = long, nil
+		}
+		if err != nil && err != bufio.ErrBufferFull {
+			if len(b) > 0 && err == io.EOF {
+				err = nil // a last line without a newline
+			} else {
+				if err != io.EOF {
+					err = fmt.Errorf("%s: after line %d: %w", s.cfg.Name, line, err)
+				}
+				if len(batch) > 0 && !flush(nil) {
+					return
+				}
+				flush(err)
+				return
+			}
+		}
+		line++
+		if b = trimSpace(b); len(b) == 0 {
+			continue
+		}
+		e, err := s.decode(b)
+		if err != nil {
+			flush(fmt.Errorf("%s: line %d: %w", s.cfg.Name, line, err))
+			return
+		}
+		batch = append(batch, e)
+		if len(batch) == 256 || br.Buffered() == 0 {
+			if !flush(nil) {
+				return
+			}
+		}
+	}
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\r') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ' || b[len(b)-1] == '\t' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func (s *jsonLines) decode(b []byte) (Event, error) {
+	var e Event
+	if s.cfg.Format == FormatData {
+		d, err := JSONData(append([]byte(nil), b...))
+		if err != nil {
+			return e, err
+		}
+		e = Event{Type: s.cfg.Type, Source: s.cfg.Name, Data: d}
+	} else if err := json.Unmarshal(b, &e); err != nil {
+		return e, err
+	}
+	if err := e.Validate(); err != nil {
+		return e, err
+	}
+	if e.ID.IsZero() {
+		e.ID = NewEventID()
+	}
+	if e.Time == 0 {
+		e.Time = time.Now().UnixNano()
+	}
+	return e, nil
+}
+
+func (s *jsonLines) Read(ctx context.Context, dst []Event, max int) ([]Event, error) {
+	for len(s.pending) == 0 {
+		if s.err != nil {
+			return dst, s.err
+		}
+		select {
+		case lb, ok := <-s.lines:
+			if !ok {
+				s.err = io.EOF
+				continue
+			}
+			s.pending, s.err = lb.events, lb.err
+		case <-ctx.Done():
+			return dst, ctx.Err()
+		}
+	}
+	n := min(max, len(s.pending))
+	dst = append(dst, s.pending[:n]...)
+	s.pending = s.pending[n:]
+	if len(s.pending) == 0 && s.err != nil {
+		return dst, s.err
+	}
+	return dst, nil
+}
+
+func (s *jsonLines) Close() error {
+	s.once.Do(func() { close(s.stop) })
+	if c, ok := s.r.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+// JSONLinesSink returns a sink that writes each event as one JSON line to
+// w, flushing after every batch. Closing it closes w if it is an
+// io.Closer.
+func JSONLinesSink(w io.Writer, format Format) Sink {
+	return &jsonSink{w: bufio.NewWriterSize(w, 64<<10), c: w, format: format}
+}
+
+type jsonSink struct {
+	mu     sync.Mutex
+	w      *bufio.Writer
+	c      io.Writer
+	format Format
+	buf    []byte
+}
+
+func (s *jsonSink) Write(_ context.Context, events []Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range events {
+		var err error
+		s.buf = s.buf[:0]
+		if s.format == FormatData {
+			s.buf, err = appendDataJSON(s.buf, events[i].Data)
+		} else {
+			var b []byte
+			b, err = json.Marshal(&events[i])
+			s.buf = append(s.buf, b...)
+		}
+		if err != nil {
+			return err
+		}
+		s.buf = append(s.buf, '\n')
+		if _, err := s.w.Write(s.buf); err != nil {
+			return err
+		}
+	}
+	return s.w.Flush()
+}
+
+func appendDataJSON(dst []byte, d EventData) ([]byte, error) {
+	if raw, ok := d.AsJSON(); ok {
+		return append(dst, raw...), nil
+	}
+	b, err := d.MarshalJSON()
+	if err != nil {
+		return dst, err
+	}
+	// The tagged form {"kind":..,"value":..}: keep the value.
+	var v struct{ Value json.RawMessage }
+	if err := json.Unmarshal(b, &v); err != nil {
+		return dst, err
+	}
+	if len(v.Value) == 0 {
+		return append(dst, "null"...), nil
+	}
+	return append(dst, v.Value...), nil
+}
+
+func (s *jsonSink) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.w.Flush()
+	if c, ok := s.c.(io.Closer); ok {
+		err = errors.Join(err, c.Close())
+	}
+	return err
+}
+
+// Drop returns a sink that counts events and discards them.
+func Drop() *DropSink { return &DropSink{} }
+
+// DropSink counts events and discards them.
+type DropSink struct{ n atomic.Uint64 }
+
+// Write implements [Sink].
+func (d *DropSink) Write(_ context.Context, events []Event) error {
+	d.n.Add(uint64(len(events)))
+	return nil
+}
+
+// Close implements [Sink].
+func (d *DropSink) Close() error { return nil }
+
+// Count is how many events were dropped.
+func (d *DropSink) Count() uint64 { return d.n.Load() }
+
+// ChannelSource returns a source that reads a channel through a new
+// subscription (blocking its publishers when the pipeline is slow). The
+// source ends (io.EOF) when the channel is deleted, after every event
+// published before. Subscribe before anything publishes.
+func (e *Engine) ChannelSource(channel, subscriber string) (Source, error) {
+	s, err := e.Subscribe(channel, SubscribeOptions{Subscriber: subscriber})
+	if err != nil {
+		return nil, err
+	}
+	return &channelSource{s: s}, nil
+}
+
+type channelSource struct {
+	s     *Subscription
+	batch EventBatch
+}
+
+func (c *channelSource) Read(ctx context.Context, dst []Event, max int) ([]Event, error) {
+	var err error
+	c.batch, err = c.s.RecvBatch(ctx, c.batch, max)
+	dst = append(dst, c.batch.Events...)
+	c.batch.Reset()
+	if errors.Is(err, ErrChannelDeleted) {
+		err = io.EOF
+	}
+	return dst, err
+}
+
+func (c *channelSource) Close() error { return c.s.Close() }
+
+// ChannelSink returns a sink that publishes to a channel. It waits as long
+// as it takes for room (the pipeline's backpressure), not the channel's
+// block timeout.
+func (e *Engine) ChannelSink(channel string) Sink { return &channelSink{e: e, name: channel} }
+
+type channelSink struct {
+	e    *Engine
+	name string
+}
+
+func (c *channelSink) Write(ctx context.Context, events []Event) error {
+	for len(events) > 0 {
+		err := c.e.PublishBatch(ctx, c.name, EventBatch{Events: events})
+		var pe *PublishError
+		if !errors.As(err, &pe) || !errors.Is(err, ErrPublishTimeout) {
+			return err
+		}
+		events = events[pe.Published:]
+	}
+	return nil
+}
+
+func (c *channelSink) Close() error { return nil }
