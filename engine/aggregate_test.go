@@ -1211,7 +1211,7 @@ func TestAggregationBoundedState(t *testing.T) {
 	}
 }
 
-// ordersMapped runs the orders workload's filter and map (BENCHMARKS.md)
+// ordersMapped runs the orders workload's filter and map
 // over n events starting at start.
 func ordersMapped(tb testing.TB, n int, start int64) []engine.Event {
 	ctx := context.Background()

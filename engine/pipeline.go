@@ -103,7 +103,8 @@ type Stage struct {
 	// Aggregation is a keyed, windowed aggregation.
 	Aggregation *Aggregation
 	// Late receives the aggregation's late events; nil counts and drops
-	// them.
+	// them. A failure to write to it stops the pipeline (the aggregation
+	// has taken the batch, so no error policy can run it again).
 	Late Sink
 	// Workers is how many batches a Step processes at once (default 1);
 	// outputs leave in input order, so order (per key and overall) is
@@ -169,6 +170,11 @@ func NewPipeline(cfg PipelineConfig) (*Pipeline, error) {
 	}
 	if len(cfg.Sinks) == 0 {
 		return nil, fmt.Errorf("pipeline[%s]: no sink", cfg.Name)
+	}
+	for i, s := range cfg.Sinks {
+		if s == nil {
+			return nil, fmt.Errorf("pipeline[%s]: sink %d is nil", cfg.Name, i)
+		}
 	}
 	if cfg.MaxBatch == 0 {
 		cfg.MaxBatch = 256
@@ -236,10 +242,15 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	// work lives until the pipeline fails; ctx only stops the source.
 	work, kill := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer kill(nil)
+	// The source's reads end with ctx, and also when the pipeline fails,
+	// so that a source blocked in Read does not keep Run from returning.
+	src, stopSrc := context.WithCancel(ctx)
+	defer stopSrc()
+	defer context.AfterFunc(work, stopSrc)()
 	var wg sync.WaitGroup
 	ended := make(chan bool, 1) // did the source end (true) or get stopped?
 	first := make(chan []Event, 1)
-	wg.Go(func() { p.read(ctx, work, kill, first, ended) })
+	wg.Go(func() { p.read(src, work, kill, first, ended) })
 	ch := first
 	for _, st := range p.stages {
 		in, next := ch, make(chan []Event, 1)
@@ -267,7 +278,8 @@ func send(work context.Context, ch chan<- []Event, b []Event) bool {
 }
 
 // read forms batches from the source: a batch leaves when it is full or
-// MaxWait after its first event.
+// MaxWait after its first event. ctx ends with the caller's context and
+// when the pipeline fails (work).
 func (p *Pipeline) read(ctx, work context.Context, kill context.CancelCauseFunc, out chan<- []Event, ended chan<- bool) {
 	defer close(out)
 	max := p.cfg.MaxBatch
@@ -296,6 +308,8 @@ func (p *Pipeline) read(ctx, work context.Context, kill context.CancelCauseFunc,
 		case errors.Is(err, io.EOF):
 			ended <- true
 			return
+		case work.Err() != nil:
+			return // the pipeline failed
 		case ctx.Err() != nil:
 			ended <- false
 			return
@@ -363,6 +377,16 @@ func newStage(p *Pipeline, s Stage) (*stage, error) {
 		return nil, fmt.Errorf("step[%s]: %d workers (an aggregation takes 1)", s.Name, s.Workers)
 	}
 	pol := &s.OnError
+	switch {
+	case pol.Action > Retry:
+		return nil, fmt.Errorf("step[%s]: unknown %v", s.Name, pol.Action)
+	case pol.Then > Retry:
+		return nil, fmt.Errorf("step[%s]: then: unknown %v", s.Name, pol.Then)
+	case pol.Retries < 0:
+		return nil, fmt.Errorf("step[%s]: %d retries must not be negative", s.Name, pol.Retries)
+	case pol.Backoff < 0 || pol.MaxBackoff < 0:
+		return nil, fmt.Errorf("step[%s]: backoff %v and max backoff %v must not be negative", s.Name, pol.Backoff, pol.MaxBackoff)
+	}
 	if pol.Retries == 0 {
 		pol.Retries = 3
 	}
@@ -382,12 +406,8 @@ func newStage(p *Pipeline, s Stage) (*stage, error) {
 }
 
 func (st *stage) stats() StageStats {
-	s := StageStats{Name: st.Name, Kind: st.Kind, In: st.in.Load(), Out: st.out.Load(), Failed: st.failed.Load(),
+	return StageStats{Name: st.Name, Kind: st.Kind, In: st.in.Load(), Out: st.out.Load(), Failed: st.failed.Load(),
 		Skipped: st.skipped.Load(), DeadLetter: st.dead.Load(), Retries: st.retries.Load(), Late: st.late.Load()}
-	if st.Aggregation != nil {
-		s.Late += st.Aggregation.Stats().Late
-	}
-	return s
 }
 
 // run processes the batches of in and hands the outputs to out, in order.
@@ -484,18 +504,43 @@ func (st *stage) batch(work context.Context, in []Event) ([]Event, error) {
 	return out, nil
 }
 
-// call runs the step once; an aggregation's late events go to Late.
+// fatalError is a failure that no error policy applies to: the pipeline
+// stops with it.
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+func (e *fatalError) Unwrap() error { return e.err }
+
+// call runs the step once; an aggregation's late events go to Late. A
+// failure to write them is a *fatalError: the aggregation has taken the
+// batch, so it must not run again.
 func (st *stage) call(ctx context.Context, in, out []Event) ([]Event, error) {
 	if st.Step != nil {
-		return st.Step.Process(ctx, in, out)
+		res, err := st.Step.Process(ctx, in, out)
+		var ee *EventErrors
+		if errors.As(err, &ee) {
+			// The indices must name events of in, in order, or the failed
+			// events cannot be told apart: a failure of the whole batch.
+			for i, e := range ee.Errors {
+				if e.Index < 0 || e.Index >= len(in) || i > 0 && e.Index <= ee.Errors[i-1].Index {
+					// Not wrapped: the event errors are not to be used.
+					return res, fmt.Errorf("the step reported a failure of event %d of a batch of %d (out of range or out of order): %v", e.Index, len(in), err)
+				}
+			}
+			if len(ee.Errors) == 0 {
+				return res, nil
+			}
+		}
+		return res, err
 	}
 	var late []Event
 	out, late, err := st.Aggregation.Process(ctx, in, out, nil)
 	if len(late) > 0 {
-		if st.Late == nil {
-			st.late.Add(uint64(len(late)))
-		} else if lerr := st.Late.Write(ctx, late); lerr != nil {
-			return out, fmt.Errorf("late events: %w", lerr)
+		st.late.Add(uint64(len(late)))
+		if st.Late != nil {
+			if lerr := st.Late.Write(ctx, late); lerr != nil {
+				return out, &fatalError{fmt.Errorf("step[%s]: late events: %w", st.Name, lerr)}
+			}
 		}
 	}
 	return out, err
@@ -506,6 +551,10 @@ func (st *stage) handle(work context.Context, in, out []Event) ([]Event, error) 
 	pol := &st.OnError
 	n := len(out)
 	res, err := st.call(work, in, out)
+	var fatal *fatalError
+	if errors.As(err, &fatal) {
+		return nil, fatal.err
+	}
 	for try := 1; err != nil && pol.Action == Retry && try <= pol.Retries && work.Err() == nil; try++ {
 		var ee *EventErrors
 		if errors.As(err, &ee) && st.Aggregation != nil {
@@ -518,6 +567,9 @@ func (st *stage) handle(work context.Context, in, out []Event) ([]Event, error) 
 			return nil, context.Cause(work)
 		}
 		res, err = st.call(work, in, out[:n])
+		if errors.As(err, &fatal) {
+			return nil, fatal.err
+		}
 	}
 	if err == nil {
 		return res, nil
@@ -541,12 +593,16 @@ func (st *stage) handle(work context.Context, in, out []Event) ([]Event, error) 
 	out = out[:n]
 	for i := range in {
 		m := len(out)
-		var e error
-		out, e = st.call(work, in[i:i+1], out)
+		res, e := st.call(work, in[i:i+1], out)
 		if e == nil {
+			out = res
 			continue
 		}
+		if errors.As(e, &fatal) {
+			return nil, fatal.err
+		}
 		if errors.As(e, &ee) {
+			out = res // the outputs of the others, if any
 			if err := st.rejectErrors(work, in[i:i+1], ee, action); err != nil {
 				return nil, err
 			}
@@ -555,6 +611,8 @@ func (st *stage) handle(work context.Context, in, out []Event) ([]Event, error) 
 		if work.Err() != nil {
 			return nil, context.Cause(work)
 		}
+		// A failed call's output is to be ignored (it may be nil): go on
+		// with out as it was.
 		out = out[:m]
 		st.failed.Add(1)
 		if err := st.reject(work, in[i:i+1], []EventError{{Message: e.Error()}}, action); err != nil {
@@ -575,15 +633,23 @@ func (st *stage) eventErrors(work context.Context, in, res []Event, ee *EventErr
 			if !sleep(work, backoff(pol, try)) {
 				return nil, context.Cause(work)
 			}
-			var err error
-			res, err = st.call(work, failed, res)
+			r, err := st.call(work, failed, res)
 			if err == nil {
-				return res, nil
+				return r, nil
 			}
-			if !errors.As(err, &ee) {
-				return nil, fmt.Errorf("step[%s]: %w", st.Name, err)
+			var fatal *fatalError
+			var again *EventErrors
+			switch {
+			case errors.As(err, &fatal):
+				return nil, fatal.err
+			case errors.As(err, &again):
+				res, in, ee = r, failed, again
+			case work.Err() != nil:
+				return nil, context.Cause(work)
+			default:
+				// A failure of the whole call leaves the aggregation as it
+				// was: try the same events again.
 			}
-			in = failed
 		}
 	}
 	if err := st.rejectErrors(work, in, ee, pol.final()); err != nil {
@@ -595,8 +661,9 @@ func (st *stage) eventErrors(work context.Context, in, res []Event, ee *EventErr
 func (st *stage) rejectErrors(work context.Context, in []Event, ee *EventErrors, action ErrorAction) error {
 	st.failed.Add(uint64(len(ee.Errors)))
 	if action == Fail {
-		ee.Step = st.Name
-		return ee
+		named := *ee // the step's error is not ours to change
+		named.Step = st.Name
+		return &named
 	}
 	return st.reject(work, pick(in, ee.Errors), ee.Errors, action)
 }

@@ -2,11 +2,13 @@ package engine
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -149,22 +151,28 @@ func (s *jsonLines) scan() {
 			return false
 		}
 	}
-	var long []byte
+	tooLong := func() { flush(fmt.Errorf("%s: line %d: longer than %d bytes", s.cfg.Name, line+1, MaxLineSize)) }
+	var long []byte // a line longer than the buffer, collected
 	for {
 		b, err := br.ReadSlice('\n')
-		if err == bufio.ErrBufferFull || (long != nil && err == nil) {
-			// A line longer than the buffer: collect it.
+		if err == bufio.ErrBufferFull {
 			long = append(long, b...)
 			if len(long) > MaxLineSize {
-				flush(fmt.Errorf("%s: line %d: longer than %d bytes", s.cfg.Name, line+1, MaxLineSize))
+				tooLong()
 				return
 			}
-			if err != nil {
-				continue
-			}
-			b, long = long, nil
+			continue
 		}
-		if err != nil && err != bufio.ErrBufferFull {
+		if long != nil {
+			// The rest of the long line, up to its newline or the end of
+			// the input (or a read error).
+			b, long = append(long, b...), nil
+		}
+		if n := len(bytes.TrimSuffix(bytes.TrimSuffix(b, []byte("\n")), []byte("\r"))); n > MaxLineSize {
+			tooLong()
+			return
+		}
+		if err != nil {
 			if len(b) > 0 && err == io.EOF {
 				err = nil // a last line without a newline
 			} else {
@@ -389,6 +397,14 @@ type channelSink struct {
 }
 
 func (c *channelSink) Write(ctx context.Context, events []Event) error {
+	// PublishBatch fills in zero IDs and times in place: not in the
+	// caller's events. The copy keeps them across retries.
+	for i := range events {
+		if events[i].ID.IsZero() || events[i].Time == 0 {
+			events = slices.Clone(events)
+			break
+		}
+	}
 	for len(events) > 0 {
 		err := c.e.PublishBatch(ctx, c.name, EventBatch{Events: events})
 		var pe *PublishError

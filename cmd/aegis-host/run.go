@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -26,8 +28,58 @@ var (
 	forceExit             = func() { os.Exit(130) }
 )
 
+// fileFlag is the manifest flag of run and validate. It is checked by
+// manifestFile rather than marked Required: urfave/cli reports a missing
+// required flag as a plain error (exit 1) after printing the help to
+// stdout, where a usage error belongs on stderr with exit code 2.
 func fileFlag() cli.Flag {
-	return &cli.StringFlag{Name: "file", Aliases: []string{"f"}, Required: true, Usage: "the pipeline manifest `FILE` (YAML)"}
+	return &cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "the pipeline manifest `FILE` (YAML; required)"}
+}
+
+// manifestFile returns the --file of a command, which takes no arguments.
+func manifestFile(c *cli.Context) (string, error) {
+	if c.NArg() > 0 {
+		return "", usageError{err: fmt.Errorf("%s takes no arguments, got %q", c.Command.Name, c.Args().First()), helpName: c.Command.HelpName}
+	}
+	file := c.String("file")
+	if file == "" {
+		return "", usageError{err: errors.New(`required flag "file" not set: -f FILE names the manifest`), helpName: c.Command.HelpName}
+	}
+	return file, nil
+}
+
+// lockedWriter serializes writes to a stream that several goroutines of a
+// run write to: sinks, the engine's and the host's loggers (two slog
+// handlers, each with its own lock), the status line and the signal
+// handler.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// lockStdio makes the app's stdout and stderr safe for concurrent writes.
+func lockStdio(c *cli.Context) {
+	if _, ok := c.App.Writer.(*lockedWriter); !ok {
+		c.App.Writer = &lockedWriter{w: c.App.Writer}
+	}
+	if _, ok := c.App.ErrWriter.(*lockedWriter); !ok {
+		c.App.ErrWriter = &lockedWriter{w: c.App.ErrWriter}
+	}
+}
+
+// isTerminal reports whether w (behind a lockedWriter) is a terminal.
+func isTerminal(w io.Writer) bool {
+	if l, ok := w.(*lockedWriter); ok {
+		w = l.w
+	}
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func runCommand() *cli.Command {
@@ -45,11 +97,22 @@ func runCommand() *cli.Command {
 			&cli.DurationFlag{Name: "status", Value: 10 * time.Second, Usage: "how often to log progress when stderr is not a terminal (0: never)"},
 		},
 		Action: func(c *cli.Context) error {
+			file, err := manifestFile(c)
+			if err != nil {
+				return err
+			}
+			lockStdio(c)
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			// Until runManifest returns, ctx ends only with a signal (or
+			// the caller's context). The watcher is waited for, so that it
+			// never writes after the command returned: a watcher that had
+			// not started when a fast run (a manifest error) ended would
+			// otherwise see both finished and the ctx that stop cancels,
+			// and could announce a stop that never was.
 			finished := make(chan struct{})
-			defer close(finished)
-			go func() {
+			var watcher sync.WaitGroup
+			watcher.Go(func() {
 				select {
 				case <-ctx.Done():
 				case <-finished:
@@ -67,8 +130,11 @@ func runCommand() *cli.Command {
 					forceExit()
 				case <-finished:
 				}
-			}()
-			return runManifest(c, ctx)
+			})
+			err = runManifest(c, file, ctx)
+			close(finished)
+			watcher.Wait()
+			return err
 		},
 	}
 }
@@ -80,7 +146,12 @@ func validateCommand() *cli.Command {
 		OnUsageError: onUsageError,
 		Flags:        []cli.Flag{fileFlag()},
 		Action: func(c *cli.Context) error {
-			d, h, err := prepare(c)
+			file, err := manifestFile(c)
+			if err != nil {
+				return err
+			}
+			lockStdio(c)
+			d, h, err := prepare(c, file, true)
 			if err != nil {
 				return err
 			}
@@ -110,9 +181,10 @@ func schemaCommand() *cli.Command {
 	}
 }
 
-// prepare loads the manifest of --file and deploys it.
-func prepare(c *cli.Context) (*deployment, *host.Host, error) {
-	m, err := manifest.Load(c.String("file"))
+// prepare loads the manifest in file and deploys it; dry (validate) opens
+// no source or sink (see deploy).
+func prepare(c *cli.Context, file string, dry bool) (*deployment, *host.Host, error) {
+	m, err := manifest.Load(file)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -121,7 +193,7 @@ func prepare(c *cli.Context) (*deployment, *host.Host, error) {
 		return nil, nil, err
 	}
 	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
-	d, err := deploy(c.Context, m, h, stdio{in: stdinReader, out: c.App.Writer}, log)
+	d, err := deploy(c.Context, m, h, stdio{in: stdinReader, out: c.App.Writer}, log, dry)
 	if err != nil {
 		h.Close(c.Context)
 		return nil, nil, err
@@ -129,8 +201,8 @@ func prepare(c *cli.Context) (*deployment, *host.Host, error) {
 	return d, h, nil
 }
 
-func runManifest(c *cli.Context, stop context.Context) error {
-	d, h, err := prepare(c)
+func runManifest(c *cli.Context, file string, stop context.Context) error {
+	d, h, err := prepare(c, file, false)
 	if err != nil {
 		return err
 	}
@@ -148,8 +220,12 @@ func runManifest(c *cli.Context, stop context.Context) error {
 	if cerr := d.close(c.Context); err == nil {
 		err = cerr
 	}
+	elapsed := time.Since(began)
 	for _, s := range d.stats() {
-		fmt.Fprintf(c.App.ErrWriter, "%s: %s\n", appName, summary(s, time.Since(began)))
+		fmt.Fprintf(c.App.ErrWriter, "%s: %s\n", appName, summary(s, elapsed))
+	}
+	if rss := peakRSS(); rss > 0 {
+		fmt.Fprintf(c.App.ErrWriter, "%s: ran %s, peak RSS %.1f MiB\n", appName, elapsed.Round(time.Millisecond), float64(rss)/(1<<20))
 	}
 	return err
 }
@@ -157,8 +233,7 @@ func runManifest(c *cli.Context, stop context.Context) error {
 // reportStatus keeps a status line on a terminal, or logs a summary every
 // --status, until done.
 func reportStatus(c *cli.Context, d *deployment, done <-chan struct{}, began time.Time) {
-	f, ok := c.App.ErrWriter.(*os.File)
-	tty := ok && term.IsTerminal(int(f.Fd()))
+	tty := isTerminal(c.App.ErrWriter)
 	every := c.Duration("status")
 	if tty {
 		every = 500 * time.Millisecond

@@ -42,20 +42,30 @@ type flow struct {
 	from   string
 	src    engine.Source
 	writes []string // channels written to (outputs, dead letters, late events)
-	// fed: the pipeline reads a channel that other pipelines write to, so
-	// it ends when they have; the others stop when the run is stopped.
+	// fed: the pipeline reads a channel, so it ends when the pipelines
+	// that write to it have (at once when none does); the others stop
+	// when the run is stopped.
 	fed bool
+	// drained is the channel source of a fed pipeline.
+	drained *drained
 }
 
-// io of the process, for the stdin source and the stdout sink.
+// io of the process, for the stdin source and the stdout sinks.
 type stdio struct {
 	in  io.Reader
 	out io.Writer
+	// outMu is held by a stdout sink while it writes a batch, so that
+	// several stdout sinks (say, results as data and dead letters as
+	// events) never interleave their lines.
+	outMu *sync.Mutex
 }
 
 // deploy builds everything m declares; nothing runs yet. On error what was
-// built is closed.
-func deploy(ctx context.Context, m *manifest.Manifest, h *host.Host, std stdio, log *slog.Logger) (_ *deployment, err error) {
+// built is closed. dry (validate) loads the plugins and builds the
+// pipelines but opens no input and no output: no file is read, created or
+// truncated, and stdin is left alone.
+func deploy(ctx context.Context, m *manifest.Manifest, h *host.Host, std stdio, log *slog.Logger, dry bool) (_ *deployment, err error) {
+	std.outMu = new(sync.Mutex)
 	d := &deployment{m: m, eng: engine.New(engine.Config{}), log: log,
 		sinks: map[string]engine.Sink{}, writers: map[string]*atomic.Int32{}}
 	defer func() {
@@ -82,14 +92,17 @@ func deploy(ctx context.Context, m *manifest.Manifest, h *host.Host, std stdio, 
 		d.writers[name] = new(atomic.Int32)
 	}
 	for name, s := range m.Sinks {
-		sink, err := openSink(m, s, std)
+		var sink engine.Sink = engine.Drop()
+		if !dry {
+			sink, err = openSink(m, s, std)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("sink[%s]: %w", name, err)
 		}
 		d.sinks[name] = sink
 	}
 	for i := range m.Pipelines {
-		f, err := d.build(ctx, &m.Pipelines[i], h, std)
+		f, err := d.build(ctx, &m.Pipelines[i], h, std, dry)
 		if err != nil {
 			return nil, fmt.Errorf("pipeline[%s]: %w", m.Pipelines[i].Name, err)
 		}
@@ -99,7 +112,7 @@ func deploy(ctx context.Context, m *manifest.Manifest, h *host.Host, std stdio, 
 		}
 	}
 	for _, f := range d.flows {
-		f.fed = d.writers[f.from] != nil && d.writers[f.from].Load() > 0
+		f.fed = d.writers[f.from] != nil
 	}
 	return d, nil
 }
@@ -114,7 +127,7 @@ func (d *deployment) output(name string, writes *[]string) engine.Sink {
 	return d.eng.ChannelSink(name)
 }
 
-func (d *deployment) build(ctx context.Context, mp *manifest.Pipeline, h *host.Host, std stdio) (*flow, error) {
+func (d *deployment) build(ctx context.Context, mp *manifest.Pipeline, h *host.Host, std stdio, dry bool) (*flow, error) {
 	f := &flow{from: mp.From}
 	cfg := engine.PipelineConfig{Name: mp.Name, Logger: d.log}
 	if mp.Batch != nil {
@@ -122,7 +135,11 @@ func (d *deployment) build(ctx context.Context, mp *manifest.Pipeline, h *host.H
 	}
 	var err error
 	if src, ok := d.m.Sources[mp.From]; ok {
-		f.src, err = openSource(d.m, mp.From, src, std)
+		if dry {
+			f.src = emptySource{}
+		} else {
+			f.src, err = openSource(d.m, mp.From, src, std)
+		}
 	} else {
 		f.src, err = d.eng.ChannelSource(mp.From, "pipeline:"+mp.Name)
 	}
@@ -130,6 +147,10 @@ func (d *deployment) build(ctx context.Context, mp *manifest.Pipeline, h *host.H
 		return nil, fmt.Errorf("from %s: %w", mp.From, err)
 	}
 	cfg.Source = f.src
+	if _, ok := d.m.Channels[mp.From]; ok {
+		f.drained = &drained{Source: f.src}
+		cfg.Source = f.drained
+	}
 	for _, to := range mp.To {
 		cfg.Sinks = append(cfg.Sinks, d.output(to, &f.writes))
 	}
@@ -397,7 +418,8 @@ func openSink(m *manifest.Manifest, s manifest.Sink, std stdio) (engine.Sink, er
 	case "drop":
 		return engine.Drop(), nil
 	case "stdout":
-		return engine.JSONLinesSink(struct{ io.Writer }{std.out}, format), nil // never closes stdout
+		sink := engine.JSONLinesSink(struct{ io.Writer }{std.out}, format) // never closes stdout
+		return &lockedSink{Sink: sink, mu: std.outMu}, nil
 	case "file":
 		flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
 		if s.Append {
@@ -412,6 +434,57 @@ func openSink(m *manifest.Manifest, s manifest.Sink, std stdio) (engine.Sink, er
 	return nil, fmt.Errorf("unknown sink type %q", s.Type)
 }
 
+// emptySource is the source of a pipeline that validate builds: it is
+// never read.
+type emptySource struct{}
+
+func (emptySource) Read(_ context.Context, dst []engine.Event, _ int) ([]engine.Event, error) {
+	return dst, io.EOF
+}
+
+func (emptySource) Close() error { return nil }
+
+// drained is the source of a pipeline that reads a channel. The channel
+// ends (io.EOF) once every pipeline writing to it has ended and the
+// pipeline has read everything they wrote. If the run was stopped by then
+// (stop is done), the end of the channel is the end of a stopped run, not
+// of the stream: drained ends the pipeline's context (end) and returns its
+// error, so that the pipeline ends as stopped, firing only the windows
+// that are complete, as the pipelines before it did.
+type drained struct {
+	engine.Source
+	stop context.Context
+	end  context.CancelFunc
+}
+
+func (s *drained) Read(ctx context.Context, dst []engine.Event, max int) ([]engine.Event, error) {
+	dst, err := s.Source.Read(ctx, dst, max)
+	if errors.Is(err, io.EOF) && s.stop != nil && s.stop.Err() != nil {
+		s.end()
+		return dst, context.Canceled
+	}
+	return dst, err
+}
+
+// lockedSink is a sink that holds a lock, shared with other sinks of the
+// same stream, while it writes or flushes.
+type lockedSink struct {
+	engine.Sink
+	mu *sync.Mutex
+}
+
+func (s *lockedSink) Write(ctx context.Context, events []engine.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.Sink.Write(ctx, events)
+}
+
+func (s *lockedSink) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.Sink.Close()
+}
+
 func orDefault(s, def string) string {
 	if s == "" {
 		return def
@@ -420,24 +493,43 @@ func orDefault(s, def string) string {
 }
 
 // run runs every pipeline until each has ended. Cancelling stop stops the
-// pipelines that read sources (and channels nothing writes to); they drain,
-// and the pipelines they feed through channels end after them. The first
-// pipeline that fails stops the others the same way; its error is
-// returned.
+// pipelines that read sources; they drain, and the pipelines they feed
+// through channels end after them, also as stopped (they fire only the
+// windows that are complete). A channel that no pipeline writes to never
+// gets an event: its readers end at once. The first pipeline that fails
+// stops the others the same way; its error is returned.
 func (d *deployment) run(stop context.Context) error {
 	stop, cancel := context.WithCancel(stop)
 	defer cancel()
+	for name, n := range d.writers {
+		if n.Load() == 0 {
+			d.eng.DeleteChannel(name)
+		}
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(d.flows))
 	for i, f := range d.flows {
 		wg.Go(func() {
 			ctx := stop
 			if f.fed {
-				ctx = context.WithoutCancel(stop)
+				// A fed pipeline reads until its channel ends, also after
+				// a stop, so that nothing its writers drained is lost;
+				// then it ends as stopped rather than at the end of its
+				// stream if the run was stopped meanwhile.
+				var end context.CancelFunc
+				ctx, end = context.WithCancel(context.WithoutCancel(stop))
+				defer end()
+				f.drained.stop, f.drained.end = stop, end
 			}
 			if err := f.p.Run(ctx); err != nil {
 				errs[i] = err
 				cancel()
+			}
+			if f.fed {
+				// Let go of the subscription (a failed pipeline leaves
+				// events in it): the pipelines that write to the channel
+				// must not wait for room that never comes.
+				f.src.Close()
 			}
 			for _, c := range f.writes {
 				if d.writers[c].Add(-1) == 0 {

@@ -1,4 +1,4 @@
-// Package orders is the orders workload of the benchmarks (BENCHMARKS.md):
+// Package orders is the orders workload of the benchmarks:
 // its events and its filter and map written as native steps, the baseline
 // that WebAssembly steps are measured against.
 package orders

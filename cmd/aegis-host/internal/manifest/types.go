@@ -78,7 +78,7 @@ type Source struct {
 	// their own types here without changing the shape.)
 	Type string `yaml:"type" json:"type"`
 
-	// generator: the orders workload of BENCHMARKS.md.
+	// generator: the orders workload (internal/orders).
 	// Count is how many events (0: without end).
 	Count int64 `yaml:"count,omitempty" json:"count,omitempty"`
 	// Rate is events per second (0: as fast as possible).

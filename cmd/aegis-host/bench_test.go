@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aegis-streaming/aegis/engine"
+	"github.com/aegis-streaming/aegis/host"
+	"github.com/aegis-streaming/aegis/internal/orders"
+	"github.com/aegis-streaming/aegis/internal/plugintest"
+)
+
+// BenchmarkPipeline runs the whole orders pipeline (internal/orders)
+// (generator -> filter -> map -> sink) through the engine's pipeline
+// runner, with the steps as wasm plugins (Go SDK, default limits) and as
+// native Go steps, into the drop and the file sink, at batch sizes 1, 100
+// and 1000, in one run. Each sub-benchmark reports events in per second.
+func BenchmarkPipeline(b *testing.B) {
+	ctx := context.Background()
+	h, err := host.New(host.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close(ctx)
+	load := func(b *testing.B, name string, workers int) engine.Step {
+		p, err := h.LoadFile(ctx, plugintest.Path(b, name), host.StepConfig{Workers: workers})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { p.Close(ctx) })
+		return p
+	}
+	type steps struct {
+		name           string
+		filter, mapper func(b *testing.B) engine.Step
+		mapWorkers     int
+	}
+	variants := []steps{
+		{"native", func(*testing.B) engine.Step { return orders.Filter }, func(*testing.B) engine.Step { return orders.Map }, 1},
+		{"wasm", func(b *testing.B) engine.Step { return load(b, "orders/filter", 1) }, func(b *testing.B) engine.Step { return load(b, "orders/map", 1) }, 1},
+		{"wasm-map2", func(b *testing.B) engine.Step { return load(b, "orders/filter", 1) }, func(b *testing.B) engine.Step { return load(b, "orders/map", 2) }, 2},
+	}
+	for _, sink := range []string{"drop", "file"} {
+		for _, batch := range []int{1, 100, 1000} {
+			for _, v := range variants {
+				b.Run(fmt.Sprintf("sink=%s/batch=%d/steps=%s", sink, batch, v.name), func(b *testing.B) {
+					var s engine.Sink = engine.Drop()
+					if sink == "file" {
+						f, err := os.Create(filepath.Join(b.TempDir(), "out.jsonl"))
+						if err != nil {
+							b.Fatal(err)
+						}
+						s = engine.JSONLinesSink(f, engine.FormatEvent)
+						defer s.Close()
+					}
+					start := time.Now().UnixNano()
+					p, err := engine.NewPipeline(engine.PipelineConfig{
+						Name: "orders",
+						Source: engine.Generator(engine.GeneratorConfig{Count: int64(b.N),
+							Event: func(i int64) engine.Event { return orders.Generated(i, start, 1e6) }}),
+						Stages: []engine.Stage{
+							{Name: "filter", Step: v.filter(b)},
+							{Name: "map", Step: v.mapper(b), Workers: v.mapWorkers},
+						},
+						Sinks:    []engine.Sink{s},
+						MaxBatch: batch,
+					})
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.ResetTimer()
+					if err := p.Run(ctx); err != nil {
+						b.Fatal(err)
+					}
+					b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+					b.ReportMetric(0, "ns/op")
+				})
+			}
+		}
+	}
+}
