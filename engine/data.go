@@ -270,7 +270,19 @@ func (d EventData) MarshalJSON() ([]byte, error) {
 		return append(b, '}'), nil
 	}
 	b = append(b, `,"value":`...)
+	b, err := d.appendValue(b)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '}'), nil
+}
+
+// appendValue appends the JSON value of d, the "value" of its tagged form
+// (null for null data). d must be valid.
+func (d EventData) appendValue(b []byte) ([]byte, error) {
 	switch d.kind {
+	case KindNull:
+		b = append(b, "null"...)
 	case KindBool:
 		b = strconv.AppendBool(b, d.num == 1)
 	case KindInt:
@@ -300,7 +312,7 @@ func (d EventData) MarshalJSON() ([]byte, error) {
 	case KindJSON:
 		b = append(b, d.raw...)
 	}
-	return append(b, '}'), nil
+	return b, nil
 }
 
 // UnmarshalJSON implements json.Unmarshaler for the tagged form described on

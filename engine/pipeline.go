@@ -259,13 +259,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 	p.write(work, kill, ch)
 	wg.Wait()
-	if err := context.Cause(work); err != nil && !errors.Is(err, errDone) {
+	if err := context.Cause(work); err != nil {
 		return fmt.Errorf("pipeline[%s]: %w", p.cfg.Name, err)
 	}
 	return nil
 }
-
-var errDone = errors.New("done")
 
 // send hands b on, unless the pipeline failed.
 func send(work context.Context, ch chan<- []Event, b []Event) bool {
@@ -382,6 +380,8 @@ func newStage(p *Pipeline, s Stage) (*stage, error) {
 		return nil, fmt.Errorf("step[%s]: unknown %v", s.Name, pol.Action)
 	case pol.Then > Retry:
 		return nil, fmt.Errorf("step[%s]: then: unknown %v", s.Name, pol.Then)
+	case pol.Then == Retry:
+		return nil, fmt.Errorf("step[%s]: retry cannot be its own then", s.Name)
 	case pol.Retries < 0:
 		return nil, fmt.Errorf("step[%s]: %d retries must not be negative", s.Name, pol.Retries)
 	case pol.Backoff < 0 || pol.MaxBackoff < 0:
@@ -395,9 +395,6 @@ func newStage(p *Pipeline, s Stage) (*stage, error) {
 	}
 	if pol.MaxBackoff == 0 {
 		pol.MaxBackoff = max(5*time.Second, pol.Backoff)
-	}
-	if pol.Then == Retry {
-		return nil, fmt.Errorf("step[%s]: retry cannot be its own then", s.Name)
 	}
 	if (pol.Action == DeadLetter || pol.Action == Retry && pol.Then == DeadLetter) && pol.DeadLetter == nil {
 		return nil, fmt.Errorf("step[%s]: the dead-letter policy needs a sink", s.Name)
@@ -480,12 +477,10 @@ func (st *stage) parallel(work context.Context, kill context.CancelCauseFunc, in
 		}
 	}()
 	for r := range order {
-		res := <-r
-		if work.Err() != nil {
-			continue // drain the workers
-		}
-		if len(res) > 0 && !send(work, out, res) {
-			continue
+		// After a failure nothing more is sent: this only drains the
+		// workers.
+		if res := <-r; len(res) > 0 && work.Err() == nil {
+			send(work, out, res)
 		}
 	}
 	wg.Wait()

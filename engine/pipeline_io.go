@@ -313,19 +313,10 @@ func appendDataJSON(dst []byte, d EventData) ([]byte, error) {
 	if raw, ok := d.AsJSON(); ok {
 		return append(dst, raw...), nil
 	}
-	b, err := d.MarshalJSON()
-	if err != nil {
+	if err := d.Validate(); err != nil {
 		return dst, err
 	}
-	// The tagged form {"kind":..,"value":..}: keep the value.
-	var v struct{ Value json.RawMessage }
-	if err := json.Unmarshal(b, &v); err != nil {
-		return dst, err
-	}
-	if len(v.Value) == 0 {
-		return append(dst, "null"...), nil
-	}
-	return append(dst, v.Value...), nil
+	return d.appendValue(dst)
 }
 
 func (s *jsonSink) Close() error {

@@ -39,14 +39,11 @@ type deployment struct {
 // flow is one pipeline of the deployment.
 type flow struct {
 	p      *engine.Pipeline
-	from   string
 	src    engine.Source
 	writes []string // channels written to (outputs, dead letters, late events)
-	// fed: the pipeline reads a channel, so it ends when the pipelines
-	// that write to it have (at once when none does); the others stop
-	// when the run is stopped.
-	fed bool
-	// drained is the channel source of a fed pipeline.
+	// drained is set when the pipeline reads a channel: it then ends when
+	// the pipelines that write to it have (at once when none does); the
+	// others stop when the run is stopped.
 	drained *drained
 }
 
@@ -111,9 +108,6 @@ func deploy(ctx context.Context, m *manifest.Manifest, h *host.Host, std stdio, 
 			d.writers[c].Add(1)
 		}
 	}
-	for _, f := range d.flows {
-		f.fed = d.writers[f.from] != nil
-	}
 	return d, nil
 }
 
@@ -128,7 +122,7 @@ func (d *deployment) output(name string, writes *[]string) engine.Sink {
 }
 
 func (d *deployment) build(ctx context.Context, mp *manifest.Pipeline, h *host.Host, std stdio, dry bool) (*flow, error) {
-	f := &flow{from: mp.From}
+	f := &flow{}
 	cfg := engine.PipelineConfig{Name: mp.Name, Logger: d.log}
 	if mp.Batch != nil {
 		cfg.MaxBatch, cfg.MaxWait = mp.Batch.MaxEvents, mp.Batch.MaxWait.D()
@@ -511,7 +505,7 @@ func (d *deployment) run(stop context.Context) error {
 	for i, f := range d.flows {
 		wg.Go(func() {
 			ctx := stop
-			if f.fed {
+			if f.drained != nil {
 				// A fed pipeline reads until its channel ends, also after
 				// a stop, so that nothing its writers drained is lost;
 				// then it ends as stopped rather than at the end of its
@@ -525,7 +519,7 @@ func (d *deployment) run(stop context.Context) error {
 				errs[i] = err
 				cancel()
 			}
-			if f.fed {
+			if f.drained != nil {
 				// Let go of the subscription (a failed pipeline leaves
 				// events in it): the pipelines that write to the channel
 				// must not wait for room that never comes.
