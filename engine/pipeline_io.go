@@ -396,13 +396,19 @@ func (c *channelSink) Write(ctx context.Context, events []Event) error {
 			break
 		}
 	}
+	published, retry := 0, false
 	for len(events) > 0 {
 		err := c.e.PublishBatch(ctx, c.name, EventBatch{Events: events})
+		if retry && errors.Is(err, ErrChannelNotFound) {
+			// Gone since the last try: it was deleted during the write.
+			return &PublishError{Channel: c.name, Published: published, Err: ErrChannelDeleted}
+		}
 		var pe *PublishError
 		if !errors.As(err, &pe) || !errors.Is(err, ErrPublishTimeout) {
 			return err
 		}
 		events = events[pe.Published:]
+		published, retry = published+pe.Published, true
 	}
 	return nil
 }
