@@ -153,6 +153,15 @@ type StageStats struct {
 	DeadLetter uint64
 	Retries    uint64 // retried calls
 	Late       uint64 // an aggregation's late events
+	// Fuel is the work a metered step did (for a WebAssembly step, the
+	// instructions its module ran); 0 for a step that does not count.
+	Fuel uint64
+}
+
+// Metered is implemented by steps and aggregators that count the work
+// they do, in fuel (a WebAssembly step: the instructions its module ran).
+type Metered interface {
+	Fuel() uint64
 }
 
 // PipelineStats counts what a pipeline did.
@@ -403,8 +412,16 @@ func newStage(p *Pipeline, s Stage) (*stage, error) {
 }
 
 func (st *stage) stats() StageStats {
-	return StageStats{Name: st.Name, Kind: st.Kind, In: st.in.Load(), Out: st.out.Load(), Failed: st.failed.Load(),
+	s := StageStats{Name: st.Name, Kind: st.Kind, In: st.in.Load(), Out: st.out.Load(), Failed: st.failed.Load(),
 		Skipped: st.skipped.Load(), DeadLetter: st.dead.Load(), Retries: st.retries.Load(), Late: st.late.Load()}
+	var m any = st.Step
+	if st.Aggregation != nil {
+		m = st.Aggregation.agg
+	}
+	if m, ok := m.(Metered); ok {
+		s.Fuel = m.Fuel()
+	}
+	return s
 }
 
 // run processes the batches of in and hands the outputs to out, in order.

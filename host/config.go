@@ -2,6 +2,7 @@ package host
 
 import (
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/aegis-streaming/aegis/abi"
@@ -34,7 +35,24 @@ type StepConfig struct {
 	Workers int
 	Limits  Limits
 	Grants  Grants
+
+	// interrupt replaces the metered module, for the benchmarks that
+	// compare with it only.
+	interrupt interruptMode
 }
+
+// interruptMode is how a step's calls can be stopped.
+type interruptMode uint8
+
+const (
+	// metered: the instrumented module's checkpoints (package meter).
+	metered interruptMode = iota
+	// rawModule: the module as it was compiled; nothing stops a call.
+	rawModule
+	// closeOnContextDone: the module as compiled, under wazero's
+	// WithCloseOnContextDone and a context deadline per call.
+	closeOnContextDone
+)
 
 // Limits bound what a step's plugin may use. Zero values take the
 // defaults below.
@@ -43,8 +61,18 @@ type Limits struct {
 	// (default 1024, 64 MiB). Go plugins need at least 256 (16 MiB).
 	MemoryPages uint32
 	// Timeout is the wall-clock deadline of one call (default 1s);
-	// negative means none.
+	// negative means none. A call past it is stopped at its next
+	// checkpoint, well under a millisecond later.
 	Timeout time.Duration
+	// Fuel is the deterministic budget per event (default 10,000,000): a
+	// call may spend Fuel x (events + 1), the extra share for the call's
+	// own work; calls without events (aegis_init, aegis_merge,
+	// aegis_finish) get Fuel. Fuel is the number of WebAssembly
+	// instructions the call runs, counted exactly, so the same input to the
+	// same instance always costs the same fuel and always passes or always
+	// fails. Negative means none. Without either limit a plugin still runs
+	// metered: its checkpoints are what lets the Go runtime preempt it.
+	Fuel int64
 	// MaxOutputBytes caps the size of a call's result (default 16 MiB).
 	MaxOutputBytes uint32
 }
@@ -53,9 +81,22 @@ type Limits struct {
 const (
 	DefaultMemoryPages    = 1024
 	DefaultTimeout        = time.Second
+	DefaultFuel           = 10_000_000
 	DefaultMaxOutputBytes = 16 << 20
 	maxMemoryPages        = 65536 // 4 GiB, the most a 32-bit memory has
 )
+
+// budget is the fuel of a call with events events.
+func (l Limits) budget(events int) int64 {
+	if l.Fuel <= 0 {
+		return math.MaxInt64
+	}
+	n := int64(events) + 1
+	if n > math.MaxInt64/l.Fuel {
+		return math.MaxInt64
+	}
+	return l.Fuel * n
+}
 
 func (l Limits) withDefaults() Limits {
 	if l.MemoryPages == 0 {
@@ -64,6 +105,9 @@ func (l Limits) withDefaults() Limits {
 	l.MemoryPages = min(l.MemoryPages, maxMemoryPages)
 	if l.Timeout == 0 {
 		l.Timeout = DefaultTimeout
+	}
+	if l.Fuel == 0 {
+		l.Fuel = DefaultFuel
 	}
 	if l.MaxOutputBytes == 0 {
 		l.MaxOutputBytes = DefaultMaxOutputBytes

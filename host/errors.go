@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Load errors, wrapped with the plugin's name and the details.
@@ -11,6 +12,9 @@ var (
 	// ErrInvalidModule: the bytes are not a WebAssembly module wazero can
 	// compile.
 	ErrInvalidModule = errors.New("not a valid WebAssembly module")
+	// ErrUnsupported: the module uses a feature beyond WebAssembly 2.0
+	// that the host does not run (threads, tail calls, exceptions, ...).
+	ErrUnsupported = errors.New("module not supported")
 	// ErrChecksum: the module's SHA-256 is not the one the step pins.
 	ErrChecksum = errors.New("sha256 mismatch")
 	// ErrABIVersion: the module speaks an ABI version the host does not.
@@ -35,8 +39,12 @@ var (
 	// ErrTrap: the plugin trapped or exited (a Go plugin's panic or fatal
 	// error, unreachable, an out-of-bounds access, memory exhausted).
 	ErrTrap = errors.New("trap")
-	// ErrDeadline: the call ran past the step's time limit.
+	// ErrDeadline: the call ran past the step's time limit (a
+	// [*LimitError] says which).
 	ErrDeadline = errors.New("deadline exceeded")
+	// ErrFuel: the call used up its fuel budget (a [*LimitError] says
+	// which).
+	ErrFuel = errors.New("fuel exhausted")
 	// ErrBadResult: the result region is out of bounds, too large or not
 	// a valid result.
 	ErrBadResult = errors.New("bad result")
@@ -51,6 +59,24 @@ var (
 	// step's memory); no instance was harmed.
 	ErrInput = errors.New("input not accepted")
 )
+
+// LimitError is a call that one of the step's limits ended. Its Err is
+// ErrFuel or ErrDeadline.
+type LimitError struct {
+	Err     error
+	Budget  int64         // the call's fuel budget (ErrFuel)
+	Events  int           // the events given to the call
+	Timeout time.Duration // the step's deadline (ErrDeadline)
+}
+
+func (e *LimitError) Error() string {
+	if e.Err == ErrFuel {
+		return fmt.Sprintf("%v: the call needed more than its budget of %d fuel (%d events)", e.Err, e.Budget, e.Events)
+	}
+	return fmt.Sprintf("%v: the call ran longer than %s", e.Err, e.Timeout)
+}
+
+func (e *LimitError) Unwrap() error { return e.Err }
 
 // CallError is a failed call into a plugin. Every error but ErrFailed,
 // ErrInput and ErrClosed discarded the instance that was called.

@@ -110,10 +110,12 @@ func (h *Host) load(ctx context.Context, wasm []byte, cfg StepConfig, anyKind bo
 	cfg.Workers = max(cfg.Workers, 1)
 	cfg.Limits = cfg.Limits.withDefaults()
 
+	// Time limits are the instrumented module's own (see package meter),
+	// not wazero's WithCloseOnContextDone, which costs 5-45x in loops.
 	rc := wazero.NewRuntimeConfig().
 		WithCompilationCache(h.cache).
 		WithMemoryLimitPages(cfg.Limits.MemoryPages).
-		WithCloseOnContextDone(cfg.Limits.Timeout > 0)
+		WithCloseOnContextDone(cfg.interrupt == closeOnContextDone)
 	p := &Plugin{
 		name: cfg.Name,
 		cfg:  cfg,

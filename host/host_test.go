@@ -127,8 +127,10 @@ func TestMisbehavingPlugins(t *testing.T) {
 		keeps   bool // the instance survives (a reported failure, not a fault)
 	}{
 		{name: "trap", plugin: "wat/trap", want: host.ErrTrap, message: "unreachable"},
-		{name: "infinite loop in WAT", plugin: "wat/loop", limits: host.Limits{Timeout: 100 * time.Millisecond}, want: host.ErrDeadline, message: "longer than 100ms"},
-		{name: "infinite loop in Go", plugin: "bad/loop", limits: host.Limits{Timeout: 200 * time.Millisecond}, want: host.ErrDeadline},
+		{name: "infinite loop in WAT", plugin: "wat/loop", limits: host.Limits{Timeout: 100 * time.Millisecond, Fuel: -1}, want: host.ErrDeadline, message: "longer than 100ms"},
+		{name: "infinite loop in Go", plugin: "bad/loop", limits: host.Limits{Timeout: 200 * time.Millisecond, Fuel: -1}, want: host.ErrDeadline},
+		{name: "infinite loop in WAT on fuel", plugin: "wat/loop", limits: host.Limits{Fuel: 1000}, want: host.ErrFuel, message: "budget of 9000 fuel (8 events)"},
+		{name: "infinite loop in Go on fuel", plugin: "bad/loop", limits: host.Limits{Fuel: 1_000_000, Timeout: -1}, want: host.ErrFuel, message: "budget of 9000000 fuel"},
 		{name: "memory bomb in WAT", plugin: "wat/memory_bomb", limits: host.Limits{MemoryPages: 64}, want: host.ErrTrap},
 		{name: "memory bomb in Go", plugin: "bad/membomb", limits: host.Limits{MemoryPages: 512, Timeout: 10 * time.Second}, want: host.ErrTrap},
 		{name: "result out of bounds", plugin: "wat/oob_result", want: host.ErrBadResult, message: "outside the module's memory"},
@@ -156,7 +158,8 @@ func TestMisbehavingPlugins(t *testing.T) {
 					t.Fatalf("round %d: %d outputs from a failed call", round, len(out))
 				}
 			}
-			created, discarded := p.Instances()
+			st := p.Stats()
+			created, discarded := st.Created, st.Discarded
 			if tt.keeps {
 				if created != 1 || discarded != 0 {
 					t.Fatalf("instances created %d, discarded %d; want 1, 0", created, discarded)
@@ -231,8 +234,8 @@ func TestEventErrors(t *testing.T) {
 	for i := 0; i < 2; i++ {
 		p.Process(context.Background(), in, nil)
 	}
-	if created, discarded := p.Instances(); created != 1 || discarded != 0 {
-		t.Fatalf("instances created %d, discarded %d; want 1, 0", created, discarded)
+	if st := p.Stats(); st.Created != 1 || st.Discarded != 0 {
+		t.Fatalf("instances created %d, discarded %d; want 1, 0", st.Created, st.Discarded)
 	}
 }
 
@@ -251,8 +254,8 @@ func TestLogFloodIsBounded(t *testing.T) {
 	if n := strings.Count(logs.String(), `msg="plugin output over the per-call limit dropped" plugin=noisy stream=stdout bytes=4128768`); n != 3 {
 		t.Fatalf("%d drop reports, want 3:\n%.2000s", n, logs)
 	}
-	if created, discarded := p.Instances(); created != 1 || discarded != 0 {
-		t.Fatalf("instances created %d, discarded %d; want 1, 0", created, discarded)
+	if st := p.Stats(); st.Created != 1 || st.Discarded != 0 {
+		t.Fatalf("instances created %d, discarded %d; want 1, 0", st.Created, st.Discarded)
 	}
 }
 
@@ -268,8 +271,8 @@ func TestCancelledCallerKeepsInstances(t *testing.T) {
 			t.Fatalf("error %v; want context.Canceled", err)
 		}
 	}
-	if created, discarded := p.Instances(); created != 1 || discarded != 0 {
-		t.Fatalf("instances created %d, discarded %d; want 1, 0", created, discarded)
+	if st := p.Stats(); st.Created != 1 || st.Discarded != 0 {
+		t.Fatalf("instances created %d, discarded %d; want 1, 0", st.Created, st.Discarded)
 	}
 	if out, err := p.Process(context.Background(), orders.Events(4, 1), nil); err != nil || len(out) != 3 {
 		t.Fatalf("then: %d events, %v", len(out), err)
@@ -505,7 +508,7 @@ func TestConcurrentCalls(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	if created, _ := p.Instances(); created > 3 {
+	if created := p.Stats().Created; created > 3 {
 		t.Fatalf("%d instances for 3 workers", created)
 	}
 }
@@ -523,7 +526,7 @@ func TestClosedPlugin(t *testing.T) {
 // such, not as the plugin's fault.
 func TestCallerCancellation(t *testing.T) {
 	h, _ := newHost(t)
-	p := load(t, h, "wat/loop", host.StepConfig{Limits: host.Limits{Timeout: time.Minute}})
+	p := load(t, h, "wat/loop", host.StepConfig{Limits: host.Limits{Timeout: time.Minute, Fuel: -1}})
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	_, err := p.Process(ctx, orders.Events(1, 1), nil)
@@ -628,7 +631,8 @@ func TestHammerFailuresAndSuccesses(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	created, discarded := p.Instances()
+	st := p.Stats()
+	created, discarded := st.Created, st.Discarded
 	if live := created - discarded; live > 2 {
 		t.Fatalf("%d instances live for 2 workers (created %d, discarded %d)", live, created, discarded)
 	}
@@ -653,7 +657,7 @@ func TestRefusedInputKeepsInstance(t *testing.T) {
 	if out, err := p.Process(context.Background(), orders.Events(4, 1), nil); err != nil || len(out) != 3 {
 		t.Fatalf("then: %d events, %v", len(out), err)
 	}
-	if created, discarded := p.Instances(); created != 1 || discarded != 0 {
-		t.Fatalf("instances created %d, discarded %d; want 1, 0", created, discarded)
+	if st := p.Stats(); st.Created != 1 || st.Discarded != 0 {
+		t.Fatalf("instances created %d, discarded %d; want 1, 0", st.Created, st.Discarded)
 	}
 }

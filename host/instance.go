@@ -15,6 +15,7 @@ import (
 
 	"github.com/aegis-streaming/aegis/abi"
 	"github.com/aegis-streaming/aegis/engine"
+	"github.com/aegis-streaming/aegis/host/internal/meter"
 )
 
 // initialBuffer is the size of the first input buffer a module allocates.
@@ -38,6 +39,11 @@ type instance struct {
 	buf, bufCap uint32 // the input buffer aegis_alloc returned
 	stack       [2]uint64
 
+	// The metering globals (nil when the plugin runs unmetered) and the
+	// current call's deadline in monotonic nanoseconds (0: none).
+	fuel, limit api.MutableGlobal
+	deadline    int64
+
 	types   map[string]engine.EventType
 	sources map[string]string
 	failed  []bool // scratch: events of the current batch that failed
@@ -55,14 +61,10 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 		types:   make(map[string]engine.EventType),
 		sources: make(map[string]string),
 	}
-	// Instantiation runs _initialize, which for a Go module is the runtime's
-	// start: give it the call deadline too.
-	cctx, cancel := p.callContext(ctx)
-	defer cancel()
-	mod, err := p.rt.InstantiateModule(cctx, p.compiled, p.modCfg.WithStdout(inst.stdout).WithStderr(inst.stderr))
+	mod, err := p.rt.InstantiateModule(ctx, p.compiled, p.modCfg.WithStdout(inst.stdout).WithStderr(inst.stderr))
 	if err != nil {
 		inst.stderr.Flush()
-		return nil, fmt.Errorf("%w: %v", ErrInstantiate, p.classify(ctx, cctx, err))
+		return nil, fmt.Errorf("%w: %v", ErrInstantiate, p.classify(ctx, err))
 	}
 	p.created.Add(1)
 	inst.mod, inst.mem = mod, mod.ExportedMemory(abi.ExportMemory)
@@ -74,8 +76,23 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 		inst.close(ctx)
 		return nil, err
 	}
+	if p.metered {
+		var ok1, ok2 bool
+		inst.fuel, ok1 = mod.ExportedGlobal(meter.FuelExport).(api.MutableGlobal)
+		inst.limit, ok2 = mod.ExportedGlobal(meter.LimitExport).(api.MutableGlobal)
+		if !ok1 || !ok2 {
+			return fail(fmt.Errorf("%w: the metering globals are missing", ErrInstantiate))
+		}
+	}
+	if p.hasInitialize {
+		// A Go module's runtime starts here.
+		if _, err := inst.callRaw(ctx, abi.ExportInitialize, handshakeFuel, 0); err != nil {
+			inst.stderr.Flush()
+			return fail(fmt.Errorf("%w: %s: %v", ErrInstantiate, abi.ExportInitialize, err))
+		}
+	}
 
-	if err := inst.callRaw(ctx, abi.ExportVersion); err != nil {
+	if _, err := inst.callRaw(ctx, abi.ExportVersion, handshakeFuel, 0); err != nil {
 		return fail(fmt.Errorf("%w: %s: %v", ErrInstantiate, abi.ExportVersion, err))
 	}
 	inst.version = uint32(inst.stack[0])
@@ -85,7 +102,7 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	}
 	inst.kinds = p.info.Kinds
 	if _, ok := inst.fns[abi.ExportKinds]; ok {
-		if err := inst.callRaw(ctx, abi.ExportKinds); err != nil {
+		if _, err := inst.callRaw(ctx, abi.ExportKinds, handshakeFuel, 0); err != nil {
 			return fail(fmt.Errorf("%w: %s: %v", ErrInstantiate, abi.ExportKinds, err))
 		}
 		k := abi.Kind(uint32(inst.stack[0]))
@@ -124,33 +141,15 @@ func (inst *instance) close(ctx context.Context) {
 	inst.stderr.Flush()
 }
 
-// callContext returns the context of one call: ctx with the step's
-// deadline.
-func (p *Plugin) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if p.cfg.Limits.Timeout > 0 {
-		return context.WithTimeout(ctx, p.cfg.Limits.Timeout)
-	}
-	return ctx, func() {}
-}
-
-// classify turns an error from wazero into a call error: a deadline of the
-// step, a context error of the caller, or a trap.
-func (p *Plugin) classify(parent, cctx context.Context, err error) error {
+// classify turns an error from wazero that no limit explains into a call
+// error: a context error of the caller, or a trap.
+func (p *Plugin) classify(parent context.Context, err error) error {
 	if perr := parent.Err(); perr != nil {
 		return perr
 	}
 	var exit *sys.ExitError
 	if errors.As(err, &exit) {
-		switch exit.ExitCode() {
-		case sys.ExitCodeDeadlineExceeded:
-			return fmt.Errorf("%w: the call ran longer than %s", ErrDeadline, p.cfg.Limits.Timeout)
-		case sys.ExitCodeContextCanceled:
-			return context.Canceled
-		}
 		return fmt.Errorf("%w: the module exited with code %d (a Go plugin does when it panics or runs out of memory; see its stderr in the log)", ErrTrap, exit.ExitCode())
-	}
-	if cctx.Err() != nil {
-		return fmt.Errorf("%w: the call ran longer than %s", ErrDeadline, p.cfg.Limits.Timeout)
 	}
 	msg := err.Error()
 	if i := strings.IndexByte(msg, '\n'); i >= 0 {
@@ -159,18 +158,62 @@ func (p *Plugin) classify(parent, cctx context.Context, err error) error {
 	return fmt.Errorf("%w: %s", ErrTrap, msg)
 }
 
-// callRaw calls an export with the values in inst.stack, under the call
-// deadline; results are left in inst.stack.
-func (inst *instance) callRaw(ctx context.Context, export string) error {
+// callRaw calls an export with the values in inst.stack and a fuel
+// budget, under the step's deadline and ctx, which its checkpoints
+// enforce; results are left in inst.stack. It returns the fuel the call
+// used. events is the number of events given, for errors.
+func (inst *instance) callRaw(ctx context.Context, export string, budget int64, events int) (int64, error) {
 	fn := inst.fns[export]
+	p := inst.p
 	inst.stdout.startCall()
 	inst.stderr.startCall()
-	cctx, cancel := inst.p.callContext(ctx)
-	defer cancel()
-	if err := fn.CallWithStack(cctx, inst.stack[:]); err != nil {
-		return inst.p.classify(ctx, cctx, err)
+	if !p.metered {
+		// Only the benchmarks that compare with wazero's own interruption.
+		cctx := ctx
+		if p.cfg.interrupt == closeOnContextDone && p.cfg.Limits.Timeout > 0 {
+			var cancel context.CancelFunc
+			cctx, cancel = context.WithTimeout(ctx, p.cfg.Limits.Timeout)
+			defer cancel()
+		}
+		if err := fn.CallWithStack(cctx, inst.stack[:]); err != nil {
+			if cctx.Err() != nil && ctx.Err() == nil {
+				return 0, &LimitError{Err: ErrDeadline, Timeout: p.cfg.Limits.Timeout, Events: events}
+			}
+			return 0, p.classify(ctx, err)
+		}
+		return 0, nil
 	}
-	return nil
+	inst.fuel.Set(uint64(budget))
+	inst.limit.Set(uint64(max(budget-checkpointFuel, 0)))
+	inst.deadline = 0
+	if t := p.cfg.Limits.Timeout; t > 0 {
+		inst.deadline = monotonic() + int64(t)
+	}
+	err := fn.CallWithStack(ctx, inst.stack[:])
+	left := int64(inst.fuel.Get())
+	used := budget - left
+	if err == nil {
+		if left < 0 {
+			// Spent in the last stretch, after the module's last check.
+			p.exhausted.Add(1)
+			return budget, &LimitError{Err: ErrFuel, Budget: budget, Events: events}
+		}
+		return used, nil
+	}
+	used = min(used, budget)
+	var st *stop
+	if errors.As(err, &st) {
+		switch st.cause {
+		case ErrFuel:
+			p.exhausted.Add(1)
+			return used, &LimitError{Err: ErrFuel, Budget: budget, Events: events}
+		case ErrDeadline:
+			p.deadlines.Add(1)
+			return used, &LimitError{Err: ErrDeadline, Timeout: p.cfg.Limits.Timeout, Events: events}
+		}
+		return used, st.cause // the caller's context ended
+	}
+	return used, p.classify(ctx, err)
 }
 
 // grow makes the input buffer hold at least size bytes. It asks for twice
@@ -190,7 +233,7 @@ func (inst *instance) grow(ctx context.Context, size int) error {
 		want = double
 	}
 	inst.stack[0] = uint64(want)
-	if err := inst.callRaw(ctx, abi.ExportAlloc); err != nil {
+	if _, err := inst.callRaw(ctx, abi.ExportAlloc, handshakeFuel, 0); err != nil {
 		return fmt.Errorf("%s(%d): %w", abi.ExportAlloc, want, err)
 	}
 	ptr := uint32(inst.stack[0])
@@ -219,7 +262,15 @@ func (inst *instance) call(ctx context.Context, export string, batch uint64, siz
 	}
 	write(dst)
 	inst.stack[0], inst.stack[1] = uint64(inst.buf), uint64(size)
-	if err := inst.callRaw(ctx, export); err != nil {
+	budget := p.cfg.Limits.budget(inputLen)
+	if export == abi.ExportInit {
+		budget = handshakeFuel
+	}
+	used, err := inst.callRaw(ctx, export, budget, inputLen)
+	if export != abi.ExportInit {
+		p.fuel.Add(uint64(used))
+	}
+	if err != nil {
 		return abi.Result{}, p.callError(export, batch, -1, err)
 	}
 	ptr, n := abi.Unpack(inst.stack[0])

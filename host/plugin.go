@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/aegis-streaming/aegis/abi"
 	"github.com/aegis-streaming/aegis/engine"
+	"github.com/aegis-streaming/aegis/host/internal/meter"
 )
 
 // Plugin is a loaded plugin bound to one step: a compiled module and a pool
@@ -29,10 +31,12 @@ type Plugin struct {
 	info Info
 	log  *slog.Logger
 
-	rt       wazero.Runtime
-	compiled wazero.CompiledModule
-	modCfg   wazero.ModuleConfig
-	hasInit  bool
+	rt            wazero.Runtime
+	compiled      wazero.CompiledModule
+	modCfg        wazero.ModuleConfig
+	hasInit       bool
+	hasInitialize bool
+	metered       bool // instrumented with fuel and checkpoints (package meter)
 
 	idle    chan *instance
 	tokens  chan struct{} // one per live instance
@@ -43,12 +47,40 @@ type Plugin struct {
 	mu      sync.Mutex    // orders returns to idle against Close
 
 	// Counters for stats.
-	created, discarded atomic.Uint64
+	created, discarded   atomic.Uint64
+	fuel                 atomic.Uint64
+	exhausted, deadlines atomic.Uint64
+}
+
+// Stats are a plugin's counters since load.
+type Stats struct {
+	Calls              uint64 // calls into the module for batches, merges and windows
+	Fuel               uint64 // fuel those calls used
+	Created, Discarded uint64 // instances made, and discarded after a failure
+	FuelExhausted      uint64 // calls ended by their fuel budget
+	Deadlines          uint64 // calls ended by their deadline
+}
+
+// Fuel is the fuel (WebAssembly instructions) the plugin's calls for
+// batches, merges and windows ran; it implements engine.Metered.
+func (p *Plugin) Fuel() uint64 { return p.fuel.Load() }
+
+// Stats returns the plugin's counters.
+func (p *Plugin) Stats() Stats {
+	return Stats{
+		Calls:         p.batches.Load(),
+		Fuel:          p.fuel.Load(),
+		Created:       p.created.Load(),
+		Discarded:     p.discarded.Load(),
+		FuelExhausted: p.exhausted.Load(),
+		Deadlines:     p.deadlines.Load(),
+	}
 }
 
 var (
 	_ engine.Step       = (*Plugin)(nil)
 	_ engine.Aggregator = (*Plugin)(nil)
+	_ engine.Metered    = (*Plugin)(nil)
 )
 
 // Name is the plugin's name.
@@ -61,14 +93,34 @@ func (p *Plugin) Kind() abi.Kind { return p.kind }
 // Info describes the plugin.
 func (p *Plugin) Info() Info { return p.info }
 
-// Instances reports how many instances were created and how many were
-// discarded after a failure, since load.
-func (p *Plugin) Instances() (created, discarded uint64) {
-	return p.created.Load(), p.discarded.Load()
-}
+// handshakeFuel is the fuel budget of the calls that set an instance up
+// (the Go runtime's start takes about 15 million) and of a start
+// function, which runs before the host can set a budget.
+const handshakeFuel = 1_000_000_000
+
+// checkpointFuel is the fuel between two checkpoints of a call: at most
+// a few hundred microseconds of a guest's work, so that a deadline is
+// seen that soon after it passes and a collection's stop-the-world never
+// waits longer for a running guest; a checkpoint costs about as much as
+// a hundred fuel.
+const checkpointFuel = 100_000
 
 func (p *Plugin) init(ctx context.Context, wasm []byte, anyKind bool) error {
-	compiled, err := p.rt.CompileModule(ctx, wasm)
+	// Every module runs metered, whatever its limits: the checkpoints are
+	// what lets the Go runtime preempt a guest at all (see package meter).
+	// The rewriter also refuses, before wazero decodes them, counts that
+	// would make wazero's decoder allocate out of all proportion.
+	instrumented, _, err := meter.Instrument(wasm, handshakeFuel, handshakeFuel-checkpointFuel)
+	if err != nil {
+		if errors.Is(err, meter.ErrUnsupported) {
+			return fmt.Errorf("%w: %v", ErrUnsupported, err)
+		}
+		return fmt.Errorf("%w: %v", ErrInvalidModule, err)
+	}
+	if p.cfg.interrupt == metered {
+		wasm, p.metered = instrumented, true
+	}
+	compiled, err := compile(ctx, p.rt, wasm)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidModule, err)
 	}
@@ -84,6 +136,13 @@ func (p *Plugin) init(ctx context.Context, wasm []byte, anyKind bool) error {
 		Instantiate(ctx); err != nil {
 		return fmt.Errorf("%w: host module: %v", ErrInstantiate, err)
 	}
+	if _, err := p.rt.NewHostModuleBuilder(meter.ImportModule).
+		NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(p.checkpoint), nil, nil).
+		Export(meter.ImportCheckpoint).
+		Instantiate(ctx); err != nil {
+		return fmt.Errorf("%w: meter module: %v", ErrInstantiate, err)
+	}
 	if err := checkModule(compiled, p.rt.Module(abi.WASIModule).ExportedFunctionDefinitions(), &p.info); err != nil {
 		return err
 	}
@@ -92,10 +151,10 @@ func (p *Plugin) init(ctx context.Context, wasm []byte, anyKind bool) error {
 		return fmt.Errorf("%w: the step has configuration but the module has no %s", ErrConfig, abi.ExportInit)
 	}
 
+	// _initialize is called as the first call of an instance, under its
+	// limits, not by wazero during instantiation, where no limit reaches.
 	mc := wazero.NewModuleConfig().WithName("").WithStartFunctions()
-	if _, ok := compiled.ExportedFunctions()[abi.ExportInitialize]; ok {
-		mc = mc.WithStartFunctions(abi.ExportInitialize)
-	}
+	_, p.hasInitialize = compiled.ExportedFunctions()[abi.ExportInitialize]
 	if p.cfg.Grants.Clock {
 		mc = mc.WithSysWalltime().WithSysNanotime() // not sleep: it would outlast the deadline
 	}
@@ -134,6 +193,17 @@ func (p *Plugin) init(ctx context.Context, wasm []byte, anyKind bool) error {
 	return nil
 }
 
+// compile compiles a module. A panic in wazero's decoder (v1.12 has some
+// on hostile modules) makes an invalid module, not a crash of the host.
+func compile(ctx context.Context, rt wazero.Runtime, wasm []byte) (c wazero.CompiledModule, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("the compiler failed on it: %v", r)
+		}
+	}()
+	return rt.CompileModule(ctx, wasm)
+}
+
 func isEmptyObject(b []byte) bool {
 	return strings.Join(strings.Fields(string(b)), "") == "{}"
 }
@@ -153,6 +223,45 @@ func (p *Plugin) hostLog(ctx context.Context, m api.Module, stack []uint64) {
 	}
 	p.log.Log(ctx, slog.Level(level), strings.ToValidUTF8(string(b), "\uFFFD"))
 }
+
+// stop is what a checkpoint panics with to end a call: wazero recovers
+// it and returns it, wrapped, from the call.
+type stop struct{ cause error }
+
+func (s *stop) Error() string { return s.cause.Error() }
+func (s *stop) Unwrap() error { return s.cause }
+
+// checkpoint is meter's import, called by the instrumented module every
+// checkpointFuel of fuel: it ends the call when its fuel is spent, its
+// deadline passed or its context ended, and sets the next checkpoint
+// otherwise. Being Go code, it is also where the Go runtime can preempt
+// the guest.
+func (p *Plugin) checkpoint(ctx context.Context, m api.Module, _ []uint64) {
+	v, ok := p.insts.Load(m)
+	if !ok {
+		// A start function, during instantiation: fuel only.
+		if int64(m.ExportedGlobal(meter.FuelExport).Get()) < 0 {
+			panic(&stop{ErrFuel})
+		}
+		return
+	}
+	inst := v.(*instance)
+	fuel := int64(inst.fuel.Get())
+	switch {
+	case fuel < 0:
+		panic(&stop{ErrFuel})
+	case ctx.Err() != nil:
+		panic(&stop{ctx.Err()})
+	case inst.deadline != 0 && monotonic() >= inst.deadline:
+		panic(&stop{ErrDeadline})
+	}
+	inst.limit.Set(uint64(max(fuel-checkpointFuel, 0)))
+}
+
+// epoch anchors monotonic time.
+var epoch = time.Now()
+
+func monotonic() int64 { return int64(time.Since(epoch)) }
 
 // acquire takes an idle instance, or makes one if fewer than Workers
 // exist, or waits for one. A fresh instance that fails its handshake fails

@@ -9,6 +9,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/aegis-streaming/aegis/abi"
+	"github.com/aegis-streaming/aegis/host/internal/meter"
 )
 
 // Info describes a loaded plugin.
@@ -70,6 +71,9 @@ func checkModule(m wazero.CompiledModule, wasi map[string]api.FunctionDefinition
 	}
 	for _, d := range m.ImportedFunctions() {
 		mod, name, _ := d.Import()
+		if mod == meter.ImportModule {
+			continue // the host's own, added by the rewriter (which refuses a module importing it)
+		}
 		sig := sigOf(d)
 		info.Imports = append(info.Imports, mod+"."+name+sig.String())
 		switch {

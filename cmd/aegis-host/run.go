@@ -269,7 +269,7 @@ func reportStatus(c *cli.Context, d *deployment, done <-chan struct{}, began tim
 
 // summary is one pipeline's counters on one line:
 //
-//	orders: in 100000 | filter 100000>75000 | map 75000>75000 | out 75000 | 1.2s, 83333 events/s
+//	orders: in 100000 | filter 100000>75000 fuel/event 1021 | map 75000>75000 fuel/event 76543 | out 75000 | 1.2s, 83333 events/s
 func summary(s engine.PipelineStats, elapsed time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: in %d", s.Name, s.In)
@@ -289,6 +289,9 @@ func summary(s engine.PipelineStats, elapsed time.Duration) string {
 		}
 		if st.Late > 0 {
 			fmt.Fprintf(&b, " late %d", st.Late)
+		}
+		if st.Fuel > 0 && st.In > 0 {
+			fmt.Fprintf(&b, " fuel/event %d", st.Fuel/st.In)
 		}
 	}
 	fmt.Fprintf(&b, " | out %d | %s, %.0f events/s", s.Out, elapsed.Round(time.Millisecond), float64(s.In)/elapsed.Seconds())

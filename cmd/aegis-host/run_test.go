@@ -545,7 +545,7 @@ func TestRunErrorPolicies(t *testing.T) {
 				if got := ids(out); !slices.Equal(got, good) {
 					t.Errorf("output %v, want %v", got, good)
 				}
-				if s := pipelineSummary(t, stderr, "main"); !strings.Contains(s.text, "explode 12>9 failed 3 skipped 3 |") {
+				if s := pipelineSummary(t, stderr, "main"); !strings.Contains(s.text, "explode 12>9 failed 3 skipped 3 fuel/event ") {
 					t.Errorf("summary: %s", s.text)
 				}
 			},
@@ -562,7 +562,7 @@ func TestRunErrorPolicies(t *testing.T) {
 				if got := ids(out); !slices.Equal(got, good) {
 					t.Errorf("output %v, want %v", got, good)
 				}
-				if s := pipelineSummary(t, stderr, "main"); !strings.Contains(s.text, "explode 12>9 failed 3 skipped 3 |") {
+				if s := pipelineSummary(t, stderr, "main"); !strings.Contains(s.text, "explode 12>9 failed 3 skipped 3 fuel/event ") {
 					t.Errorf("summary: %s", s.text)
 				}
 			},
@@ -577,7 +577,7 @@ func TestRunErrorPolicies(t *testing.T) {
 				if got := ids(out); !slices.Equal(got, good) {
 					t.Errorf("output %v, want %v", got, good)
 				}
-				if s := pipelineSummary(t, stderr, "main"); !strings.Contains(s.text, "explode 12>9 failed 3 dead-lettered 3 |") {
+				if s := pipelineSummary(t, stderr, "main"); !strings.Contains(s.text, "explode 12>9 failed 3 dead-lettered 3 fuel/event ") {
 					t.Errorf("summary: %s", s.text)
 				}
 			},
@@ -593,7 +593,7 @@ func TestRunErrorPolicies(t *testing.T) {
 					t.Errorf("output %v, want %v", got, good)
 				}
 				// Two failing batches, each tried twice more.
-				if s := pipelineSummary(t, stderr, "main"); !strings.Contains(s.text, "explode 12>9 failed 3 dead-lettered 3 retries 4 |") {
+				if s := pipelineSummary(t, stderr, "main"); !strings.Contains(s.text, "explode 12>9 failed 3 dead-lettered 3 retries 4 fuel/event ") {
 					t.Errorf("summary: %s", s.text)
 				}
 			},
@@ -1186,5 +1186,53 @@ pipelines:
 	}
 	if events != 5000 || data != 5000 {
 		t.Errorf("%d events and %d data lines, want 5000 each", events, data)
+	}
+}
+
+// TestRunLimits: a step's limits.fuel and limits.timeout from the manifest
+// reach the plugin. testplugins/wat/spin.wat counts down from each event's
+// time (here nanoseconds since 2026: forever, in effect), so every call
+// ends at a limit; the error names the limit, and under skip the pipeline
+// goes on.
+func TestRunLimits(t *testing.T) {
+	plugins := pluginDir(t, map[string]string{"spin.wasm": "wat/spin"})
+	for _, tt := range []struct {
+		name, limits, policy string
+		code                 int
+		want                 string
+	}{
+		{"fuel", "{fuel: 50k, timeout: none}", "fail", exitError, "fuel exhausted: the call needed more than its budget of 200000 fuel (3 events)"},
+		{"deadline", "{fuel: none, timeout: 30ms}", "fail", exitError, "deadline exceeded: the call ran longer than 30ms"},
+		{"fuel, skipped", "{fuel: 1k}", "skip", exitOK, "spin 6>0 failed 6 skipped 6 fuel/event "},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			file := writeFile(t, dir, "limits.yaml", `apiVersion: aegis/v1
+sources:
+  gen: {type: generator, count: 6, start: "2026-01-01T00:00:00Z", interval: 1ms}
+sinks:
+  out: {type: file, path: out.jsonl}
+pipelines:
+  - name: main
+    from: gen
+    batch: {max_events: 3}
+    steps:
+      - name: spin
+        plugin: `+filepath.Join(plugins, "spin.wasm")+`
+        limits: `+tt.limits+`
+        on_error: {policy: `+tt.policy+`}
+    to: [out]
+`)
+			code, _, stderr := runCLI(t, "run", "-f", file)
+			if code != tt.code {
+				t.Fatalf("exit code %d, want %d; stderr:\n%s", code, tt.code, stderr)
+			}
+			if !strings.Contains(stderr, tt.want) {
+				t.Fatalf("stderr lacks %q:\n%s", tt.want, stderr)
+			}
+			if got := readLines(t, filepath.Join(dir, "out.jsonl")); len(got) != 0 {
+				t.Errorf("%d events out", len(got))
+			}
+		})
 	}
 }
