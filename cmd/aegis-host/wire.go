@@ -266,9 +266,12 @@ func (d *deployment) load(ctx context.Context, s *manifest.Step, h *host.Host) (
 		cfg.Config = b
 	}
 	if l := s.Limits; l != nil {
-		cfg.Limits = host.Limits{MemoryPages: uint32(l.Memory.Bytes() / 65536), Timeout: l.Timeout.D(), MaxOutputBytes: uint32(l.MaxOutput.Bytes())}
+		cfg.Limits = host.Limits{MemoryPages: uint32(l.Memory.Bytes() / 65536), Timeout: l.Timeout.D(), Fuel: l.Fuel.Int64(), MaxOutputBytes: uint32(l.MaxOutput.Bytes())}
 		if l.Timeout == manifest.NoDeadline {
 			cfg.Limits.Timeout = -1
+		}
+		if l.Fuel == manifest.NoFuel {
+			cfg.Limits.Fuel = -1
 		}
 	}
 	if g := s.Grants; g != nil {

@@ -17,11 +17,11 @@ import (
 
 // Decoding runs in two passes over the YAML syntax tree. The first (the
 // walker below) checks the shape of the document against the Go types:
-// unknown keys, wrong types, durations and sizes. It reports every such
-// problem with its position and field path, and it records where each
-// field is, so that the semantic checks later can point at the line and
-// column of the value they find wrong. Only a document that passes it is
-// decoded into the Go types, by goccy/go-yaml in strict mode.
+// unknown keys, wrong types, durations, sizes and fuel. It reports every
+// such problem with its position and field path, and it records where
+// each field is, so that the semantic checks later can point at the line
+// and column of the value they find wrong. Only a document that passes it
+// is decoded into the Go types, by goccy/go-yaml in strict mode.
 
 // position is a 1-based line and column; zero when unknown.
 type position struct{ line, col int }
@@ -273,6 +273,7 @@ func (w *walker) fail(pos position, path, format string, args ...any) {
 var (
 	durationType = reflect.TypeFor[Duration]()
 	byteSizeType = reflect.TypeFor[ByteSize]()
+	fuelType     = reflect.TypeFor[Fuel]()
 	limitsType   = reflect.TypeFor[Limits]()
 )
 
@@ -338,6 +339,16 @@ func (w *walker) walk(path string, n ast.Node, t reflect.Type, noneOK bool) {
 			return
 		}
 		if _, err := parseByteSizeValue(v); err != nil {
+			w.fail(nodePos(n), path, "%v", err)
+		}
+		return
+	case fuelType:
+		v, ok := scalarValue(n)
+		if !ok {
+			w.fail(nodePos(n), path, "expected %s, got %s", expected(t), nodeKind(n))
+			return
+		}
+		if _, err := parseFuelValue(v); err != nil {
 			w.fail(nodePos(n), path, "%v", err)
 		}
 		return
@@ -615,10 +626,13 @@ func nodeKind(n ast.Node) string {
 	return strings.ToLower(n.Type().String())
 }
 
-// expected names what a duration or size field takes, for messages.
+// expected names what a duration, size or fuel field takes, for messages.
 func expected(t reflect.Type) string {
-	if t == durationType {
+	switch t {
+	case durationType:
 		return "a duration such as 250ms, 1s or 1h30m"
+	case fuelType:
+		return "fuel such as 500k, 100M or 2G, or none"
 	}
 	return "a size such as 65536, 512KiB or 64MiB"
 }

@@ -29,6 +29,7 @@ const (
 	DefaultServiceName     = "aegis-host"
 	DefaultMemory          = ByteSize(host.DefaultMemoryPages) * memoryPage
 	DefaultTimeout         = Duration(host.DefaultTimeout)
+	DefaultFuel            = Fuel(host.DefaultFuel)
 	DefaultMaxOutput       = ByteSize(host.DefaultMaxOutputBytes)
 	DefaultBuffer          = engine.DefaultBufferSize
 	DefaultRetentionEvents = engine.DefaultRetentionEvents
@@ -135,6 +136,9 @@ func stepDefaults(s *Step) {
 		}
 		if l.Timeout == 0 {
 			l.Timeout = DefaultTimeout
+		}
+		if l.Fuel == 0 {
+			l.Fuel = DefaultFuel
 		}
 		if l.MaxOutput == 0 {
 			l.MaxOutput = DefaultMaxOutput

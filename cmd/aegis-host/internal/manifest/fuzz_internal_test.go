@@ -48,6 +48,19 @@ pipelines:
 tracing: {exporter: otlp-http, sample_ratio: 0.25}
 `,
 	"apiVersion: aegis/v1\npipelines: [{name: p, from: ${UNSET}, to: $$x}]\n",
+	`apiVersion: aegis/v1
+sources: {gen: {type: generator}}
+sinks: {out: {type: stdout}}
+pipelines:
+  - name: p
+    from: gen
+    steps:
+      - {name: a, plugin: p.wasm, limits: {fuel: 50M}}
+      - {name: b, plugin: p.wasm, limits: {fuel: none, timeout: none}}
+      - {name: c, plugin: p.wasm, limits: {fuel: "100_000_000"}}
+      - {name: d, plugin: p.wasm, limits: {fuel: 1234}}
+    to: [out]
+`,
 	"a: &a [*a]\n",
 	"a: &a {b: 1}\nc: {<<: *a}\n",
 	"apiVersion: aegis/v1\nchannels: {x: &c {}, y: *c}\npipelines: []\n",

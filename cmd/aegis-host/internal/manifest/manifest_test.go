@@ -110,7 +110,7 @@ pipelines:
         sha256: @ENRICH_SHA@
         kind: map
         with: {currency: EUR, rates: [1, 2.5], nested: {a: true}}
-        limits: {memory: 32MiB, timeout: 250ms, max_output: 1MiB}
+        limits: {memory: 32MiB, timeout: 250ms, fuel: 50M, max_output: 1MiB}
         grants: {clock: true, random: true, env: {TZ: UTC}}
         workers: 4
         on_error: {policy: retry, retries: 5, backoff: 10ms, max_backoff: 1s, then: dead-letter, dead_letter: dead}
@@ -146,7 +146,7 @@ pipelines:
         aggregate:
           group_by: data.customer.id
           window: {type: session, gap: 30s}
-        limits: {timeout: none}
+        limits: {timeout: none, fuel: none}
       - name: tumble
         aggregate:
           group_by: meta.region
@@ -202,12 +202,13 @@ pipelines:
       - &step
         name: f
         plugin: plugins/filter.wasm
-        limits: &limits {memory: 16MiB, timeout: 2s}
+        limits: &limits {memory: 16MiB, timeout: 2s, fuel: 2G}
       - name: g
         plugin: plugins/filter.wasm
         limits:
           <<: *limits
           timeout: none
+          fuel: "100_000_000"
     to: [mid]
   - name: b
     from: mid
@@ -216,7 +217,7 @@ pipelines:
 `,
 	"json": `{"apiVersion": "aegis/v1", "sources": {"gen": {"type": "generator", "count": 5}},
  "sinks": {"out": {"type": "stdout"}},
- "pipelines": [{"name": "p", "from": "gen", "to": ["out"], "steps": [{"name": "w", "plugin": "plugins/enrich.wasm", "sha256": "@ENRICH_SHA@"}]}]}
+ "pipelines": [{"name": "p", "from": "gen", "to": ["out"], "steps": [{"name": "w", "plugin": "plugins/enrich.wasm", "sha256": "@ENRICH_SHA@", "limits": {"fuel": 250000}}]}]}
 `,
 	"fan out and in": `apiVersion: aegis/v1
 channels: {a: null, b: {}, c: {}}
@@ -285,13 +286,15 @@ func TestLoadFull(t *testing.T) {
 	enrich := m.Pipelines[0].Steps[1]
 	check("enrich.sha256", enrich.SHA256, sha)
 	check("enrich.with", enrich.With, map[string]any{"currency": "EUR", "rates": []any{uint64(1), 2.5}, "nested": map[string]any{"a": true}})
-	check("enrich.limits", *enrich.Limits, manifest.Limits{Memory: 32 * manifest.MiB, Timeout: manifest.Duration(250 * time.Millisecond), MaxOutput: manifest.MiB})
+	check("enrich.limits", *enrich.Limits, manifest.Limits{Memory: 32 * manifest.MiB, Timeout: manifest.Duration(250 * time.Millisecond), Fuel: 50_000_000, MaxOutput: manifest.MiB})
 	check("enrich.grants", *enrich.Grants, manifest.Grants{Clock: true, Random: true, Env: map[string]string{"TZ": "UTC"}})
 	check("enrich.on_error", *enrich.OnError, manifest.ErrorPolicy{Policy: "retry", DeadLetter: "dead", Retries: 5,
 		Backoff: manifest.Duration(10 * time.Millisecond), MaxBackoff: manifest.Duration(time.Second), Then: "dead-letter"})
 	wasmAgg := m.Pipelines[1].Steps[1]
 	check("wasm-agg.limits.timeout", wasmAgg.Limits.Timeout, manifest.NoDeadline)
 	check("wasm-agg.limits.timeout.D", wasmAgg.Limits.Timeout.D(), time.Duration(-1))
+	check("wasm-agg.limits.fuel", wasmAgg.Limits.Fuel, manifest.NoFuel)
+	check("wasm-agg.limits.fuel.Int64", wasmAgg.Limits.Fuel.Int64(), int64(-1))
 	check("wasm-agg.kind", wasmAgg.Kind, "aggregate")
 	check("per-type.window", m.Pipelines[1].Steps[0].Aggregate.Window,
 		manifest.Window{Type: "sliding", Size: manifest.Duration(10 * time.Second), Every: manifest.Duration(5 * time.Second)})
@@ -401,7 +404,7 @@ tracing: {}
 	}
 	steps := m.Pipelines[0].Steps
 	check("plain", steps[0], manifest.Step{Name: "plain", Plugin: "plugins/filter.wasm",
-		Limits:  &manifest.Limits{Memory: 64 * manifest.MiB, Timeout: ms(1000), MaxOutput: 16 * manifest.MiB},
+		Limits:  &manifest.Limits{Memory: 64 * manifest.MiB, Timeout: ms(1000), Fuel: 10_000_000, MaxOutput: 16 * manifest.MiB},
 		Workers: 1, OnError: &manifest.ErrorPolicy{Policy: "fail"}})
 	check("retry", *steps[1].OnError, manifest.ErrorPolicy{Policy: "retry", Retries: 3, Backoff: ms(100), MaxBackoff: ms(5000), Then: "fail"})
 	check("slow retry", *steps[2].OnError, manifest.ErrorPolicy{Policy: "retry", Retries: 3, Backoff: ms(10000), MaxBackoff: ms(10000), Then: "fail"})
@@ -421,6 +424,43 @@ tracing: {}
 	}
 	if m.Tracing != nil {
 		t.Errorf("tracing = %+v, want nil when the manifest has none", m.Tracing)
+	}
+}
+
+// TestFuel checks the forms limits.fuel takes, and its default.
+func TestFuel(t *testing.T) {
+	dir, _ := fixture(t)
+	for _, tc := range []struct {
+		limits string
+		want   manifest.Fuel
+	}{
+		{"{fuel: 50M}", 50_000_000},
+		{"{fuel: none}", manifest.NoFuel},
+		{"{fuel: 2G}", 2_000_000_000},
+		{"{fuel: 500k}", 500_000},
+		{"{fuel: 1234}", 1234},
+		{"{fuel: 100_000_000}", 100_000_000},
+		{`{fuel: "1_000_000"}`, 1_000_000},
+		{"{memory: 16MiB}", manifest.DefaultFuel},
+		{"{}", manifest.DefaultFuel},
+		{"", manifest.DefaultFuel},
+	} {
+		t.Run(tc.limits, func(t *testing.T) {
+			text := step("plugin: plugins/filter.wasm\n")
+			if tc.limits != "" {
+				text = step("plugin: plugins/filter.wasm\nlimits: " + tc.limits + "\n")
+			}
+			m, err := parse(t, dir, text, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := m.Pipelines[0].Steps[0].Limits.Fuel; got != tc.want {
+				t.Errorf("fuel = %v (%d), want %v (%d)", got, got, tc.want, tc.want)
+			}
+		})
+	}
+	if manifest.DefaultFuel != 10_000_000 || manifest.DefaultFuel.String() != "10M" {
+		t.Errorf("DefaultFuel = %d (%v), want 10M", manifest.DefaultFuel, manifest.DefaultFuel)
 	}
 }
 
@@ -600,11 +640,11 @@ func TestMergeKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, b := m.Pipelines[0], m.Pipelines[1]
-	if got, want := *a.Steps[0].Limits, (manifest.Limits{Memory: 16 * manifest.MiB, Timeout: manifest.Duration(2 * time.Second), MaxOutput: 16 * manifest.MiB}); got != want {
+	if got, want := *a.Steps[0].Limits, (manifest.Limits{Memory: 16 * manifest.MiB, Timeout: manifest.Duration(2 * time.Second), Fuel: 2_000_000_000, MaxOutput: 16 * manifest.MiB}); got != want {
 		t.Errorf("f limits = %+v, want %+v", got, want)
 	}
-	if got, want := *a.Steps[1].Limits, (manifest.Limits{Memory: 16 * manifest.MiB, Timeout: manifest.NoDeadline, MaxOutput: 16 * manifest.MiB}); got != want {
-		t.Errorf("g limits (merged, timeout overridden) = %+v, want %+v", got, want)
+	if got, want := *a.Steps[1].Limits, (manifest.Limits{Memory: 16 * manifest.MiB, Timeout: manifest.NoDeadline, Fuel: 100_000_000, MaxOutput: 16 * manifest.MiB}); got != want {
+		t.Errorf("g limits (merged, timeout and fuel overridden) = %+v, want %+v", got, want)
 	}
 	if !reflect.DeepEqual(b.Steps[0], a.Steps[0]) {
 		t.Errorf("aliased step = %+v, want %+v", b.Steps[0], a.Steps[0])

@@ -151,6 +151,16 @@ func TestSchemaRejects(t *testing.T) {
 		{"none outside timeout", pipe("batch: {max_wait: none}\n")},
 		{"bad size", step("plugin: plugins/filter.wasm\nlimits: {memory: lots}\n")},
 		{"memory not a multiple of 64KiB", step("plugin: plugins/filter.wasm\nlimits: {memory: 1049600}\n")},
+		{"fuel zero", step("plugin: plugins/filter.wasm\nlimits: {fuel: 0}\n")},
+		{"fuel zero with a suffix", step("plugin: plugins/filter.wasm\nlimits: {fuel: 0M}\n")},
+		{"fuel negative", step("plugin: plugins/filter.wasm\nlimits: {fuel: -5}\n")},
+		{"fuel a fraction", step("plugin: plugins/filter.wasm\nlimits: {fuel: 1.5M}\n")},
+		{"fuel a float", step("plugin: plugins/filter.wasm\nlimits: {fuel: 2.5}\n")},
+		{"fuel unknown suffix", step("plugin: plugins/filter.wasm\nlimits: {fuel: 100K}\n")},
+		{"fuel a size", step("plugin: plugins/filter.wasm\nlimits: {fuel: 100MB}\n")},
+		{"fuel None", step("plugin: plugins/filter.wasm\nlimits: {fuel: None}\n")},
+		{"fuel a boolean", step("plugin: plugins/filter.wasm\nlimits: {fuel: true}\n")},
+		{"fuel trailing underscore", step("plugin: plugins/filter.wasm\nlimits: {fuel: \"100_\"}\n")},
 		{"name with a space", head + "pipelines: [{name: a b, from: gen, to: [out]}]\n"},
 		{"generator with a path", strings.Replace(minimal, "type: generator", "type: generator, path: x", 1)},
 		{"file source without path", strings.Replace(minimal, "type: generator", "type: file", 1)},
@@ -260,6 +270,11 @@ func TestSchemaMatchesTypes(t *testing.T) {
 		case reflect.TypeFor[manifest.ByteSize]():
 			if !refsTo(s, "byteSize") {
 				t.Errorf("%s: a ByteSize whose schema is not #/$defs/byteSize", path)
+			}
+			return
+		case reflect.TypeFor[manifest.Fuel]():
+			if !refsTo(s, "fuel") {
+				t.Errorf("%s: a Fuel whose schema is not #/$defs/fuel", path)
 			}
 			return
 		}

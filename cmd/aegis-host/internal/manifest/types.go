@@ -183,6 +183,14 @@ type Limits struct {
 	// Timeout is the deadline of one call (default 1s); "none" for none,
 	// which reads as [NoDeadline] (-1, what host.Limits takes for none).
 	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// Fuel is the deterministic budget per event (default 10M), e.g.
+	// "50M" or "2G": a call may spend Fuel x (events + 1), and calls
+	// without events Fuel. Fuel counts the WebAssembly instructions run,
+	// so the same input always costs the same and always passes or always
+	// fails.
+	// "none" for none, which reads as [NoFuel] (-1, what host.Limits takes
+	// for none).
+	Fuel Fuel `yaml:"fuel,omitempty" json:"fuel,omitempty"`
 	// MaxOutput caps a call's result (default 16MiB, at most 1GiB).
 	MaxOutput ByteSize `yaml:"max_output,omitempty" json:"max_output,omitempty"`
 }

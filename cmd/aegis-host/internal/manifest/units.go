@@ -2,11 +2,13 @@ package manifest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Duration is a time.Duration written as Go writes durations: "250ms",
@@ -255,6 +257,216 @@ func (b *ByteSize) UnmarshalJSON(data []byte) error {
 		return err
 	}
 	*b = x
+	return nil
+}
+
+// Fuel is a deterministic budget of work per event (host.Limits.Fuel):
+// a positive integer, written as a number or as a string with an optional
+// suffix k, M or G (thousand, million, billion), as in "500k", "100M" or
+// "2G"; underscores may separate digits ("100_000_000"). "none" reads as
+// [NoFuel].
+type Fuel int64
+
+// NoFuel is the Fuel "none" reads as: no budget at all. It is what
+// host.Limits.Fuel takes for none.
+const NoFuel Fuel = -1
+
+// Int64 returns the budget as host.Limits.Fuel takes it (-1 for
+// [NoFuel]).
+func (f Fuel) Int64() int64 { return int64(f) }
+
+var fuelSuffixes = []struct {
+	name string
+	mult int64
+	exp  string // mult as an exponent
+}{{"G", 1e9, "e9"}, {"M", 1e6, "e6"}, {"k", 1e3, "e3"}} // largest first, for String
+
+// String returns "none" for [NoFuel], and otherwise the number with the
+// largest suffix that divides it ("100M", "2G", "1500k") or the bare
+// number.
+func (f Fuel) String() string {
+	if f == NoFuel {
+		return "none"
+	}
+	for _, u := range fuelSuffixes {
+		if f > 0 && int64(f)%u.mult == 0 {
+			return strconv.FormatInt(int64(f)/u.mult, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(int64(f), 10)
+}
+
+const fuelHint = "write a positive integer with an optional suffix k, M or G, such as 500k, 100M or 2G, or none for no budget"
+
+// ParseFuel parses the forms Fuel reads.
+func ParseFuel(s string) (Fuel, error) {
+	switch {
+	case s == "none":
+		return NoFuel, nil
+	case s == "":
+		return 0, fmt.Errorf("empty fuel; %s", fuelHint)
+	case strings.EqualFold(s, "none"):
+		return 0, fmt.Errorf("invalid fuel %q; write none, in lower case, for no budget", s)
+	case s[0] == '-':
+		return 0, fmt.Errorf("negative fuel %q; write a positive budget such as 100M, or none for no budget", s)
+	}
+	// The number: digits, with single underscores between them; what
+	// follows is the suffix.
+	i := 0
+	for i < len(s) && (isDigit(s[i]) || s[i] == '_' && i > 0 && i+1 < len(s) && isDigit(s[i-1]) && isDigit(s[i+1])) {
+		i++
+	}
+	num, suffix := strings.ReplaceAll(s[:i], "_", ""), s[i:]
+	mult := int64(1)
+	if suffix != "" {
+		mult = 0
+		for _, u := range fuelSuffixes {
+			if suffix == u.name {
+				mult = u.mult
+			}
+		}
+	}
+	if mult != 0 && num != "" {
+		n, err := strconv.ParseInt(num, 10, 64)
+		if err != nil || n > math.MaxInt64/mult {
+			return 0, fmt.Errorf("fuel %q is too large; the most is %d, or write none for no budget", s, int64(math.MaxInt64))
+		}
+		if n == 0 {
+			return 0, fmt.Errorf("fuel must be positive, got %q; write a budget such as 100M, or none for no budget", s)
+		}
+		return Fuel(n * mult), nil
+	}
+	if strings.ContainsAny(s, ".eE") {
+		if err := fuelNotInteger(s); err != nil {
+			return 0, err
+		}
+	}
+	if num != "" && strings.IndexFunc(suffix, func(r rune) bool { return !unicode.IsLetter(r) }) < 0 {
+		msg := fmt.Sprintf("fuel %q has an unknown suffix %q; the suffixes are k (thousand), M (million) and G (billion), as in 500k, 100M or 2G", s, suffix)
+		for _, u := range fuelSuffixes {
+			if strings.EqualFold(suffix, u.name) {
+				msg += fmt.Sprintf(" (did you mean %s%s?)", s[:i], u.name)
+			}
+		}
+		return 0, errors.New(msg)
+	}
+	return 0, fmt.Errorf("invalid fuel %q; %s", s, fuelHint)
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// fuelNotInteger is the error of a fuel written with a fraction or an
+// exponent ("1.5M", "1e8"), which suggests the integer form when there is
+// one; nil when s is no number of that kind either.
+func fuelNotInteger(s string) error {
+	t := s
+	for _, u := range fuelSuffixes {
+		if num, ok := strings.CutSuffix(s, u.name); ok {
+			t = num + u.exp // "1.5M" is 1.5e6
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(strings.ReplaceAll(t, "_", ""), 64)
+	switch {
+	case err != nil || math.IsInf(v, 0) || math.IsNaN(v):
+		return nil
+	case v >= 1 && v == math.Trunc(v) && v < math.MaxInt64:
+		return fmt.Errorf("fuel %q is not written as an integer; write %s", s, Fuel(v))
+	}
+	return fmt.Errorf("fuel %q is not a whole number; %s", s, fuelHint)
+}
+
+// parseFuelValue reads a decoded YAML or JSON scalar.
+func parseFuelValue(v any) (Fuel, error) {
+	switch v := v.(type) {
+	case string:
+		return ParseFuel(v)
+	case int64:
+		if v <= 0 {
+			return 0, fuelNotPositive(v)
+		}
+		return Fuel(v), nil
+	case int:
+		return parseFuelValue(int64(v))
+	case uint64:
+		if v > math.MaxInt64 {
+			return 0, fmt.Errorf("fuel %d is too large; the most is %d, or write none for no budget", v, int64(math.MaxInt64))
+		}
+		return parseFuelValue(int64(v))
+	case float64:
+		switch {
+		case v != math.Trunc(v) || math.IsInf(v, 0):
+			return 0, fmt.Errorf("fuel %v is not a whole number; %s", v, fuelHint)
+		case v <= 0:
+			return 0, fuelNotPositive(v)
+		case v >= math.MaxInt64:
+			return 0, fmt.Errorf("fuel %v is too large; the most is %d, or write none for no budget", v, int64(math.MaxInt64))
+		}
+		return Fuel(v), nil
+	case nil:
+		return 0, nil
+	}
+	return 0, fmt.Errorf("fuel is a positive integer or a string such as 100M or none, not %s", kindOf(v))
+}
+
+func fuelNotPositive(v any) error {
+	if fmt.Sprint(v) == "0" {
+		return fmt.Errorf("fuel must be positive, got 0; write a budget such as 100M, or none for no budget")
+	}
+	return fmt.Errorf("negative fuel %v; write a positive budget such as 100M, or none for no budget", v)
+}
+
+// MarshalYAML writes f as a string when it has a suffix or is none
+// ("100M", "none"), else as an integer.
+func (f Fuel) MarshalYAML() (any, error) {
+	if s := f.String(); strings.Trim(s, "0123456789") != "" {
+		return s, nil
+	}
+	return int64(f), nil
+}
+
+// UnmarshalYAML reads an integer, or a string such as "100M" or "none".
+func (f *Fuel) UnmarshalYAML(unmarshal func(any) error) error {
+	var v any
+	if err := unmarshal(&v); err != nil {
+		return err
+	}
+	x, err := parseFuelValue(v)
+	if err != nil {
+		return err
+	}
+	*f = x
+	return nil
+}
+
+// MarshalJSON writes f like MarshalYAML.
+func (f Fuel) MarshalJSON() ([]byte, error) {
+	v, _ := f.MarshalYAML()
+	return json.Marshal(v)
+}
+
+// UnmarshalJSON reads a number, or a string such as "100M" or "none".
+func (f *Fuel) UnmarshalJSON(data []byte) error {
+	var v any
+	d := json.NewDecoder(strings.NewReader(string(data)))
+	d.UseNumber()
+	if err := d.Decode(&v); err != nil {
+		return err
+	}
+	if n, ok := v.(json.Number); ok {
+		if i, err := strconv.ParseInt(string(n), 10, 64); err == nil {
+			v = i
+		} else if x, err := strconv.ParseFloat(string(n), 64); err == nil {
+			v = x
+		} else {
+			return fmt.Errorf("fuel %s is too large; the most is %d, or write none for no budget", n, int64(math.MaxInt64))
+		}
+	}
+	x, err := parseFuelValue(v)
+	if err != nil {
+		return err
+	}
+	*f = x
 	return nil
 }
 

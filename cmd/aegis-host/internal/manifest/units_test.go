@@ -118,9 +118,107 @@ func TestParseByteSize(t *testing.T) {
 	}
 }
 
+func TestParseFuel(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		err  string
+	}{
+		{"1", 1, ""},
+		{"1500", 1500, ""},
+		{"500k", 500_000, ""},
+		{"100M", 100_000_000, ""},
+		{"2G", 2_000_000_000, ""},
+		{"100_000_000", 100_000_000, ""},
+		{"1_500k", 1_500_000, ""},
+		{"007", 7, ""},
+		{"9223372036854775807", 1<<63 - 1, ""},
+		{"none", -1, ""},
+		{"", 0, "empty fuel; write a positive integer with an optional suffix k, M or G"},
+		{"0", 0, `fuel must be positive, got "0"; write a budget such as 100M, or none for no budget`},
+		{"0k", 0, `fuel must be positive, got "0k"`},
+		{"-1", 0, `negative fuel "-1"; write a positive budget such as 100M, or none for no budget`},
+		{"-5M", 0, `negative fuel "-5M"`},
+		{"1.5M", 0, `fuel "1.5M" is not written as an integer; write 1500k`},
+		{"1.1M", 0, `fuel "1.1M" is not written as an integer; write 1100k`},
+		{".5G", 0, `fuel ".5G" is not written as an integer; write 500M`},
+		{"1e8", 0, `fuel "1e8" is not written as an integer; write 100M`},
+		{"1.5", 0, `fuel "1.5" is not a whole number; write a positive integer with an optional suffix k, M or G`},
+		{"0.0001k", 0, `fuel "0.0001k" is not a whole number`},
+		{"100K", 0, `fuel "100K" has an unknown suffix "K"; the suffixes are k (thousand), M (million) and G (billion), as in 500k, 100M or 2G (did you mean 100k?)`},
+		{"100m", 0, `unknown suffix "m"; the suffixes are k (thousand), M (million) and G (billion), as in 500k, 100M or 2G (did you mean 100M?)`},
+		{"2g", 0, `(did you mean 2G?)`},
+		{"1T", 0, `fuel "1T" has an unknown suffix "T"; the suffixes are k (thousand), M (million) and G (billion), as in 500k, 100M or 2G`},
+		{"64MiB", 0, `fuel "64MiB" has an unknown suffix "MiB"`},
+		{"9223372036854775808", 0, `fuel "9223372036854775808" is too large; the most is 9223372036854775807, or write none for no budget`},
+		{"9300000000G", 0, `fuel "9300000000G" is too large`},
+		{"None", 0, `invalid fuel "None"; write none, in lower case, for no budget`},
+		{"unlimited", 0, `invalid fuel "unlimited"; write a positive integer`},
+		{"M", 0, `invalid fuel "M"`},
+		{"+5", 0, `invalid fuel "+5"`},
+		{" 5", 0, `invalid fuel " 5"`},
+		{"5 M", 0, `invalid fuel "5 M"`},
+		{"0x10", 0, `invalid fuel "0x10"`},
+		{"_100", 0, `invalid fuel "_100"`},
+		{"100_", 0, `invalid fuel "100_"`},
+		{"1__000", 0, `invalid fuel "1__000"`},
+		{"1_k", 0, `invalid fuel "1_k"`},
+	} {
+		f, err := manifest.ParseFuel(tc.in)
+		switch {
+		case tc.err == "" && (err != nil || f.Int64() != tc.want):
+			t.Errorf("ParseFuel(%q) = %d, %v; want %d", tc.in, f.Int64(), err, tc.want)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("ParseFuel(%q) = %d, %v; want an error with %q", tc.in, f.Int64(), err, tc.err)
+		}
+	}
+}
+
+func TestFuelString(t *testing.T) {
+	for _, tc := range []struct {
+		f    manifest.Fuel
+		want string
+	}{
+		{100_000_000, "100M"}, {2_000_000_000, "2G"}, {500_000, "500k"}, {1_500_000, "1500k"},
+		{1_000_000_000_000, "1000G"}, {1234, "1234"}, {1, "1"}, {1<<63 - 1, "9223372036854775807"},
+		{manifest.NoFuel, "none"}, {manifest.DefaultFuel, "10M"},
+	} {
+		if got := tc.f.String(); got != tc.want {
+			t.Errorf("Fuel(%d).String() = %q, want %q", tc.f, got, tc.want)
+		}
+		if back, err := manifest.ParseFuel(tc.want); err != nil || back != tc.f {
+			t.Errorf("ParseFuel(%q) = %d, %v; want %d", tc.want, back, err, tc.f)
+		}
+	}
+}
+
+// FuzzParseFuel checks that what ParseFuel accepts is positive or none and
+// reads back the same from its String.
+func FuzzParseFuel(f *testing.F) {
+	for _, s := range []string{"100M", "2G", "500k", "1_000", "none", "0", "-1", "1.5M", "1e8", "100K", "9223372036854775807", "9300000000G"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		x, err := manifest.ParseFuel(s)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatalf("ParseFuel(%q): an empty error", s)
+			}
+			return
+		}
+		if x <= 0 && x != manifest.NoFuel {
+			t.Fatalf("ParseFuel(%q) = %d", s, x)
+		}
+		if back, err := manifest.ParseFuel(x.String()); err != nil || back != x {
+			t.Fatalf("ParseFuel(%q) = %d, String %q, reads back %d, %v", s, x, x, back, err)
+		}
+	})
+}
+
 type units struct {
 	D manifest.Duration `yaml:"d" json:"d"`
 	B manifest.ByteSize `yaml:"b" json:"b"`
+	F manifest.Fuel     `yaml:"f,omitempty" json:"f,omitempty"`
 }
 
 func TestUnitsMarshalling(t *testing.T) {
@@ -128,8 +226,12 @@ func TestUnitsMarshalling(t *testing.T) {
 		v          units
 		yaml, json string
 	}{
-		{units{manifest.Duration(time.Second), 64 * manifest.MiB}, "d: 1s\nb: 64MiB\n", `{"d":"1s","b":"64MiB"}`},
-		{units{manifest.NoDeadline, 1000}, "d: none\nb: 1000\n", `{"d":"none","b":1000}`},
+		{units{manifest.Duration(time.Second), 64 * manifest.MiB, 0}, "d: 1s\nb: 64MiB\n", `{"d":"1s","b":"64MiB"}`},
+		{units{manifest.NoDeadline, 1000, 0}, "d: none\nb: 1000\n", `{"d":"none","b":1000}`},
+		{units{manifest.Duration(time.Second), 0, 100_000_000}, "d: 1s\nb: 0\nf: 100M\n", `{"d":"1s","b":0,"f":"100M"}`},
+		{units{0, 0, manifest.NoFuel}, "d: 0s\nb: 0\nf: none\n", `{"d":"0s","b":0,"f":"none"}`},
+		{units{0, 0, 1234}, "d: 0s\nb: 0\nf: 1234\n", `{"d":"0s","b":0,"f":1234}`},
+		{units{0, 0, 1_500_000}, "d: 0s\nb: 0\nf: 1500k\n", `{"d":"0s","b":0,"f":"1500k"}`},
 	} {
 		y, err := yaml.Marshal(tc.v)
 		if err != nil || string(y) != tc.yaml {
@@ -153,14 +255,37 @@ func TestUnitsMarshalling(t *testing.T) {
 			t.Errorf("json.Unmarshal(%s) = %+v, %v", in, u, err)
 		}
 	}
-	for _, in := range []string{`{"d":5}`, `{"d":true}`, `{"d":"-1s"}`, `{"b":-1}`, `{"b":1.5}`, `{"b":"1.5GiB"}`, `{"b":[]}`} {
+	for in, want := range map[string]manifest.Fuel{
+		`{"f":1e8}`: 100_000_000, `{"f":"100_000_000"}`: 100_000_000, `{"f":"2G"}`: 2_000_000_000, `{"f":9223372036854775807}`: 1<<63 - 1,
+		"f: 100_000_000\n": 100_000_000, "f: 500k\n": 500_000, "f: 7\n": 7,
+	} {
+		var u units
+		unmarshal := json.Unmarshal
+		if !strings.HasPrefix(in, "{") {
+			unmarshal = yaml.Unmarshal
+		}
+		if err := unmarshal([]byte(in), &u); err != nil || u.F != want {
+			t.Errorf("unmarshalling %q = %d, %v; want %d", in, u.F, err, want)
+		}
+	}
+	for _, in := range []string{`{"d":5}`, `{"d":true}`, `{"d":"-1s"}`, `{"b":-1}`, `{"b":1.5}`, `{"b":"1.5GiB"}`, `{"b":[]}`,
+		`{"f":0}`, `{"f":"0"}`, `{"f":-1}`, `{"f":1.5}`, `{"f":"1.5M"}`, `{"f":"100K"}`, `{"f":true}`, `{"f":[]}`, `{"f":1e30}`,
+		`{"f":99999999999999999999}`, `{"f":9223372036854775808}`, `{"f":"None"}`} {
 		if err := json.Unmarshal([]byte(in), &u); err == nil {
 			t.Errorf("json.Unmarshal(%s) succeeds", in)
 		}
 	}
-	for _, in := range []string{"d: 5\n", "d: [1s]\n", "b: lots\n", "b: -3\n"} {
+	for _, in := range []string{"d: 5\n", "d: [1s]\n", "b: lots\n", "b: -3\n",
+		"f: 0\n", "f: -3\n", "f: 2.5\n", "f: lots\n", "f: 1.5M\n", "f: [1]\n", "f: true\n", "f: 18446744073709551615\n"} {
 		if err := yaml.Unmarshal([]byte(in), &u); err == nil {
 			t.Errorf("yaml.Unmarshal(%q) succeeds", in)
 		}
+	}
+	// The messages say what to write.
+	if err := json.Unmarshal([]byte(`{"f":0}`), &u); err == nil || !strings.Contains(err.Error(), "fuel must be positive, got 0; write a budget such as 100M, or none for no budget") {
+		t.Errorf(`json.Unmarshal({"f":0}): %v`, err)
+	}
+	if err := yaml.Unmarshal([]byte("f: 100K\n"), &u); err == nil || !strings.Contains(err.Error(), "did you mean 100k?") {
+		t.Errorf(`yaml.Unmarshal("f: 100K"): %v`, err)
 	}
 }

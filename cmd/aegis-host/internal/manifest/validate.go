@@ -596,6 +596,10 @@ func (v *validator) plugin(p string, s *Step, aggregate bool) {
 		if v.d.has(p+".limits.timeout") && l.Timeout == 0 {
 			v.errf(p+".limits.timeout", "must be positive, or none for no deadline")
 		}
+		// Decoding rejects fuel that is not positive or none, except null.
+		if v.d.has(p+".limits.fuel") && l.Fuel == 0 {
+			v.errf(p+".limits.fuel", "must be positive, such as 100M, or none for no budget (leave it out for the default, %s)", DefaultFuel)
+		}
 		if v.d.has(p+".limits.max_output") && (l.MaxOutput < 1 || l.MaxOutput > maxOutput) {
 			v.errf(p+".limits.max_output", "must be between 1 byte and 1GiB, got %s", l.MaxOutput)
 		}
