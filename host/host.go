@@ -18,8 +18,9 @@ import (
 // Host loads plugins. It owns the compilation cache that every plugin it
 // loads shares; one Host serves a whole process.
 type Host struct {
-	cache wazero.CompilationCache
-	log   *slog.Logger
+	cache    wazero.CompilationCache
+	meterDir string // where rewritten modules are cached; "" for nowhere
+	log      *slog.Logger
 }
 
 // DefaultCacheDir is the compilation cache's default directory: aegis-host
@@ -52,6 +53,7 @@ func New(opts Options) (*Host, error) {
 		return nil, fmt.Errorf("compilation cache[%s]: %w", dir, err)
 	}
 	h.cache = c
+	h.meterDir = filepath.Join(dir, "metered")
 	return h, nil
 }
 
@@ -117,10 +119,11 @@ func (h *Host) load(ctx context.Context, wasm []byte, cfg StepConfig, anyKind bo
 		WithMemoryLimitPages(cfg.Limits.MemoryPages).
 		WithCloseOnContextDone(cfg.interrupt == closeOnContextDone)
 	p := &Plugin{
-		name: cfg.Name,
-		cfg:  cfg,
-		log:  h.log.With("plugin", cfg.Name),
-		rt:   wazero.NewRuntimeWithConfig(ctx, rc),
+		name:     cfg.Name,
+		cfg:      cfg,
+		log:      h.log.With("plugin", cfg.Name),
+		rt:       wazero.NewRuntimeWithConfig(ctx, rc),
+		meterDir: h.meterDir,
 	}
 	p.info.Name, p.info.SHA256, p.info.Size = cfg.Name, digest, len(wasm)
 	if err := p.init(ctx, wasm, anyKind); err != nil {

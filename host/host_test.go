@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -573,6 +574,28 @@ func TestCompilationCacheOnDisk(t *testing.T) {
 	entries, err := os.ReadDir(dir)
 	if err != nil || len(entries) == 0 {
 		t.Fatalf("cache directory is empty (%v)", err)
+	}
+	// The rewritten module is cached too, and a corrupt entry is rewritten
+	// again.
+	rewritten, err := filepath.Glob(filepath.Join(dir, "metered", "*.wasm"))
+	if err != nil || len(rewritten) != 1 {
+		t.Fatalf("rewritten modules cached: %v (%v)", rewritten, err)
+	}
+	if err := os.WriteFile(rewritten[0], []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h, err := host.New(host.Options{CacheDir: dir, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(ctx)
+	p, err := h.LoadFile(ctx, plugintest.Path(t, "wat/orders_filter"), host.StepConfig{})
+	if err != nil {
+		t.Fatalf("after a corrupt cache entry: %v", err)
+	}
+	p.Close(ctx)
+	if b, err := os.ReadFile(rewritten[0]); err != nil || string(b) == "garbage" {
+		t.Fatalf("the corrupt entry was not replaced (%v)", err)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,7 +38,8 @@ type Plugin struct {
 	modCfg        wazero.ModuleConfig
 	hasInit       bool
 	hasInitialize bool
-	metered       bool // instrumented with fuel and checkpoints (package meter)
+	metered       bool   // instrumented with fuel and checkpoints (package meter)
+	meterDir      string // the cache of rewritten modules; "" for none
 
 	idle    chan *instance
 	tokens  chan struct{} // one per live instance
@@ -110,7 +113,8 @@ func (p *Plugin) init(ctx context.Context, wasm []byte, anyKind bool) error {
 	// what lets the Go runtime preempt a guest at all (see package meter).
 	// The rewriter also refuses, before wazero decodes them, counts that
 	// would make wazero's decoder allocate out of all proportion.
-	instrumented, _, err := meter.Instrument(wasm, handshakeFuel, handshakeFuel-checkpointFuel)
+	original := wasm
+	instrumented, cached, err := p.instrument(wasm, false)
 	if err != nil {
 		if errors.Is(err, meter.ErrUnsupported) {
 			return fmt.Errorf("%w: %v", ErrUnsupported, err)
@@ -121,6 +125,13 @@ func (p *Plugin) init(ctx context.Context, wasm []byte, anyKind bool) error {
 		wasm, p.metered = instrumented, true
 	}
 	compiled, err := compile(ctx, p.rt, wasm)
+	if err != nil && p.metered && cached {
+		// A cache entry that does not compile (the cache is the user's
+		// directory) is rewritten from the module.
+		if wasm, _, err = p.instrument(original, true); err == nil {
+			compiled, err = compile(ctx, p.rt, wasm)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidModule, err)
 	}
@@ -191,6 +202,39 @@ func (p *Plugin) init(ctx context.Context, wasm []byte, anyKind bool) error {
 	}
 	p.idle <- inst
 	return nil
+}
+
+// instrument returns the module rewritten by package meter, from the
+// cache of rewritten modules when it is there and fresh is false (a Go
+// module takes about 60 ms to rewrite), and whether it came from there.
+// The cache is keyed by the module's digest, the rewrite's version and the
+// host's fuel constants.
+func (p *Plugin) instrument(wasm []byte, fresh bool) ([]byte, bool, error) {
+	var path string
+	if p.meterDir != "" {
+		path = filepath.Join(p.meterDir, fmt.Sprintf("%s-v%d-%d-%d.wasm", p.info.SHA256, meter.Version, handshakeFuel, checkpointFuel))
+		if b, err := os.ReadFile(path); err == nil && !fresh {
+			return b, true, nil
+		}
+	}
+	out, _, err := meter.Instrument(wasm, handshakeFuel, handshakeFuel-checkpointFuel)
+	if err != nil || path == "" {
+		return out, false, err
+	}
+	// Written aside and renamed, so that a reader never sees half a file;
+	// a cache that cannot be written only costs the next load the rewrite.
+	if err := os.MkdirAll(p.meterDir, 0o755); err == nil {
+		if f, err := os.CreateTemp(p.meterDir, ".rewrite-*"); err == nil {
+			_, werr := f.Write(out)
+			if cerr := f.Close(); werr == nil && cerr == nil {
+				werr = os.Rename(f.Name(), path)
+			}
+			if werr != nil {
+				os.Remove(f.Name())
+			}
+		}
+	}
+	return out, false, nil
 }
 
 // compile compiles a module. A panic in wazero's decoder (v1.12 has some

@@ -122,8 +122,10 @@ func (rw *rewrite) plan(code []byte, params uint32, plan []insert) ([]insert, ui
 		return plan, 0, 0, fmt.Errorf("%w: %d locals and parameters, at most %d", errTooManyLocals, locals, maxLocals-1)
 	}
 	plan = append(plan, insert{at: r.off, kind: entry})
-	cur := 0   // the index in plan of the current segment
-	depth := 0 // blocks open; a branch to label depth leaves the function
+	cur := 0       // the index in plan of the current segment
+	depth := 0     // blocks open; a branch to label depth leaves the function
+	first := true  // no control instruction yet
+	calls := false // a call before the first control instruction
 	next := func(k kind) {
 		plan = append(plan, insert{at: r.off, kind: k})
 		cur = len(plan) - 1
@@ -139,6 +141,20 @@ func (rw *rewrite) plan(code []byte, params uint32, plan []insert) ([]insert, ui
 			return plan, 0, at, r.err
 		}
 		plan[cur].cost++
+		if first {
+			switch {
+			case c == funcIndex && op == 0x10, op == 0x11: // call, call_indirect
+				calls = true
+			case c == openLoop && !calls:
+				// The body starts with a loop (every function Go
+				// compiles does): its head checks at once, so the entry
+				// need not; its cost joins the loop's first charge.
+				plan[0].kind = segment
+				first = false
+			case c != plain && c != funcIndex, op == 0x0f || op == 0x0c || op == 0x0d || op == 0x0e || op == 0x00:
+				first = false
+			}
+		}
 		switch {
 		case c == openBlock && op == 0x04: // if: the then arm runs or not
 			depth++
