@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -16,12 +17,12 @@ import (
 
 // BenchmarkPipeline runs the whole orders pipeline (internal/orders)
 // (generator -> filter -> map -> sink) through the engine's pipeline
-// runner, with the steps as wasm plugins (Go SDK, default limits) and as
-// native Go steps, into the drop and the file sink, at batch sizes 1, 100
+// runner, with the steps as wasm plugins (Go SDK, and hand-written WAT;
+// default limits) and as native Go steps, into the drop and the file sink, at batch sizes 1, 100
 // and 1000, in one run. Each sub-benchmark reports events in per second.
 func BenchmarkPipeline(b *testing.B) {
 	ctx := context.Background()
-	h, err := host.New(host.Options{})
+	h, err := host.New(host.Options{Logger: slog.New(slog.DiscardHandler)}) // plugin logs would interleave with the results
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -43,6 +44,7 @@ func BenchmarkPipeline(b *testing.B) {
 		{"native", func(*testing.B) engine.Step { return orders.Filter }, func(*testing.B) engine.Step { return orders.Map }, 1},
 		{"wasm", func(b *testing.B) engine.Step { return load(b, "orders/filter", 1) }, func(b *testing.B) engine.Step { return load(b, "orders/map", 1) }, 1},
 		{"wasm-map2", func(b *testing.B) engine.Step { return load(b, "orders/filter", 1) }, func(b *testing.B) engine.Step { return load(b, "orders/map", 2) }, 2},
+		{"wasm-wat", func(b *testing.B) engine.Step { return load(b, "wat/orders_filter", 1) }, func(b *testing.B) engine.Step { return load(b, "wat/orders_map", 1) }, 1},
 	}
 	for _, sink := range []string{"drop", "file"} {
 		for _, batch := range []int{1, 100, 1000} {
