@@ -144,25 +144,13 @@ func misc(r *reader) {
 	switch sub := r.u32(); {
 	case r.err != nil:
 	case sub <= 7: // saturating conversions
-	case sub == 8: // memory.init data memory
+	case sub == 8, sub == 10, sub == 12, sub == 14:
+		// memory.init data mem, memory.copy to from, table.init elem
+		// table, table.copy to from
 		r.u32()
 		r.u32()
-	case sub == 9: // data.drop
-		r.u32()
-	case sub == 10: // memory.copy to from
-		r.u32()
-		r.u32()
-	case sub == 11: // memory.fill
-		r.u32()
-	case sub == 12: // table.init elem table
-		r.u32()
-		r.u32()
-	case sub == 13: // elem.drop
-		r.u32()
-	case sub == 14: // table.copy to from
-		r.u32()
-		r.u32()
-	case sub >= 15 && sub <= 17: // table.grow, table.size, table.fill
+	case sub == 9, sub == 11, sub == 13, sub >= 15 && sub <= 17:
+		// data.drop, memory.fill, elem.drop, table.grow/size/fill
 		r.u32()
 	default:
 		r.fail(fmt.Errorf("unknown instruction 0xfc %d", sub))

@@ -88,16 +88,11 @@ func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
 
 // UnmarshalYAML reads a string such as "1s" (or the number 0).
 func (d *Duration) UnmarshalYAML(unmarshal func(any) error) error {
-	var v any
-	if err := unmarshal(&v); err != nil {
-		return err
-	}
-	x, err := parseDurationValue(v)
+	v, err := yamlScalar(unmarshal)
 	if err != nil {
 		return err
 	}
-	*d = x
-	return nil
+	return setUnit(d, v, parseDurationValue)
 }
 
 // MarshalJSON writes d as a JSON string.
@@ -109,12 +104,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
-	x, err := parseDurationValue(v)
-	if err != nil {
-		return err
-	}
-	*d = x
-	return nil
+	return setUnit(d, v, parseDurationValue)
 }
 
 // ByteSize is a number of bytes, written as an integer or as an integer
@@ -219,16 +209,11 @@ func (b ByteSize) MarshalYAML() (any, error) {
 
 // UnmarshalYAML reads an integer or a string such as "64MiB".
 func (b *ByteSize) UnmarshalYAML(unmarshal func(any) error) error {
-	var v any
-	if err := unmarshal(&v); err != nil {
-		return err
-	}
-	x, err := parseByteSizeValue(v)
+	v, err := yamlScalar(unmarshal)
 	if err != nil {
 		return err
 	}
-	*b = x
-	return nil
+	return setUnit(b, v, parseByteSizeValue)
 }
 
 // MarshalJSON writes b like MarshalYAML.
@@ -239,10 +224,8 @@ func (b ByteSize) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON reads a number or a string such as "64MiB".
 func (b *ByteSize) UnmarshalJSON(data []byte) error {
-	var v any
-	d := json.NewDecoder(strings.NewReader(string(data)))
-	d.UseNumber()
-	if err := d.Decode(&v); err != nil {
+	v, err := jsonScalar(data)
+	if err != nil {
 		return err
 	}
 	if n, ok := v.(json.Number); ok {
@@ -252,12 +235,7 @@ func (b *ByteSize) UnmarshalJSON(data []byte) error {
 		}
 		v = i
 	}
-	x, err := parseByteSizeValue(v)
-	if err != nil {
-		return err
-	}
-	*b = x
-	return nil
+	return setUnit(b, v, parseByteSizeValue)
 }
 
 // Fuel is a deterministic budget of work per event (host.Limits.Fuel):
@@ -427,16 +405,11 @@ func (f Fuel) MarshalYAML() (any, error) {
 
 // UnmarshalYAML reads an integer, or a string such as "100M" or "none".
 func (f *Fuel) UnmarshalYAML(unmarshal func(any) error) error {
-	var v any
-	if err := unmarshal(&v); err != nil {
-		return err
-	}
-	x, err := parseFuelValue(v)
+	v, err := yamlScalar(unmarshal)
 	if err != nil {
 		return err
 	}
-	*f = x
-	return nil
+	return setUnit(f, v, parseFuelValue)
 }
 
 // MarshalJSON writes f like MarshalYAML.
@@ -447,10 +420,8 @@ func (f Fuel) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON reads a number, or a string such as "100M" or "none".
 func (f *Fuel) UnmarshalJSON(data []byte) error {
-	var v any
-	d := json.NewDecoder(strings.NewReader(string(data)))
-	d.UseNumber()
-	if err := d.Decode(&v); err != nil {
+	v, err := jsonScalar(data)
+	if err != nil {
 		return err
 	}
 	if n, ok := v.(json.Number); ok {
@@ -462,12 +433,34 @@ func (f *Fuel) UnmarshalJSON(data []byte) error {
 			return fmt.Errorf("fuel %s is too large; the most is %d, or write none for no budget", n, int64(math.MaxInt64))
 		}
 	}
-	x, err := parseFuelValue(v)
+	return setUnit(f, v, parseFuelValue)
+}
+
+// setUnit parses a decoded YAML or JSON scalar with parse into *dst.
+func setUnit[T any](dst *T, v any, parse func(any) (T, error)) error {
+	x, err := parse(v)
 	if err != nil {
 		return err
 	}
-	*f = x
+	*dst = x
 	return nil
+}
+
+// jsonScalar decodes a JSON value for an UnmarshalJSON method, numbers
+// as json.Number.
+func jsonScalar(data []byte) (any, error) {
+	var v any
+	d := json.NewDecoder(strings.NewReader(string(data)))
+	d.UseNumber()
+	err := d.Decode(&v)
+	return v, err
+}
+
+// yamlScalar decodes a YAML value for an UnmarshalYAML method.
+func yamlScalar(unmarshal func(any) error) (any, error) {
+	var v any
+	err := unmarshal(&v)
+	return v, err
 }
 
 // kindOf names the YAML/JSON kind of a decoded value, for messages.
