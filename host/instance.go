@@ -64,7 +64,14 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	mod, err := p.rt.InstantiateModule(ctx, p.compiled, p.modCfg.WithStdout(inst.stdout).WithStderr(inst.stderr))
 	if err != nil {
 		inst.stderr.Flush()
-		return nil, fmt.Errorf("%w: %v", ErrInstantiate, p.classify(ctx, err))
+		var st *stop
+		if errors.As(err, &st) && st.cause == ErrFuel {
+			// The start function, which runs on fuel alone.
+			err = fmt.Errorf("the start function: %w", &LimitError{Err: ErrFuel, Budget: handshakeFuel})
+		} else {
+			err = p.classify(ctx, err)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrInstantiate, err)
 	}
 	p.created.Add(1)
 	inst.mod, inst.mem = mod, mod.ExportedMemory(abi.ExportMemory)

@@ -14,6 +14,7 @@ import (
 	"github.com/aegis-streaming/aegis/engine"
 	"github.com/aegis-streaming/aegis/host"
 	"github.com/aegis-streaming/aegis/internal/orders"
+	"github.com/aegis-streaming/aegis/internal/plugintest"
 )
 
 // spin returns a batch for testplugins/wat/spin.wat: one event per time,
@@ -201,5 +202,16 @@ func TestUnsupportedModuleRefused(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
+	}
+}
+
+// TestStartFunctionRunsOnFuel: a WebAssembly start function runs while the
+// module is instantiated, before any deadline can reach it; an endless one
+// runs out of its fuel and the plugin is refused.
+func TestStartFunctionRunsOnFuel(t *testing.T) {
+	h, _ := newHost(t)
+	_, err := h.LoadFile(context.Background(), plugintest.Path(t, "wat/start_loop"), host.StepConfig{Name: "start"})
+	if !errors.Is(err, host.ErrInstantiate) || !errors.Is(err, host.ErrFuel) || !strings.Contains(err.Error(), "plugin[start]") {
+		t.Fatalf("error %v; want the start function out of fuel", err)
 	}
 }

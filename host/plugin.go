@@ -284,8 +284,12 @@ func (p *Plugin) checkpoint(ctx context.Context, m api.Module, _ []uint64) {
 	v, ok := p.insts.Load(m)
 	if !ok {
 		// A start function, during instantiation: fuel only.
-		if int64(m.ExportedGlobal(meter.FuelExport).Get()) < 0 {
+		fuel := int64(m.ExportedGlobal(meter.FuelExport).Get())
+		if fuel < 0 {
 			panic(&stop{ErrFuel})
+		}
+		if limit, ok := m.ExportedGlobal(meter.LimitExport).(api.MutableGlobal); ok {
+			limit.Set(uint64(max(fuel-checkpointFuel, 0)))
 		}
 		return
 	}
