@@ -83,7 +83,7 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 		inst.close(ctx)
 		return nil, err
 	}
-	if p.metered {
+	if p.metered() {
 		var ok1, ok2 bool
 		inst.fuel, ok1 = mod.ExportedGlobal(meter.FuelExport).(api.MutableGlobal)
 		inst.limit, ok2 = mod.ExportedGlobal(meter.LimitExport).(api.MutableGlobal)
@@ -174,7 +174,7 @@ func (inst *instance) callRaw(ctx context.Context, export string, budget int64, 
 	p := inst.p
 	inst.stdout.startCall()
 	inst.stderr.startCall()
-	if !p.metered {
+	if !p.metered() {
 		// Only the benchmarks that compare with wazero's own interruption.
 		cctx := ctx
 		if p.cfg.interrupt == closeOnContextDone && p.cfg.Limits.Timeout > 0 {
@@ -198,16 +198,13 @@ func (inst *instance) callRaw(ctx context.Context, export string, budget int64, 
 	}
 	err := fn.CallWithStack(ctx, inst.stack[:])
 	left := int64(inst.fuel.Get())
-	used := budget - left
+	used := budget - max(left, 0)
+	if err == nil && left < 0 {
+		err = &stop{ErrFuel} // spent in the last stretch, after the module's last check
+	}
 	if err == nil {
-		if left < 0 {
-			// Spent in the last stretch, after the module's last check.
-			p.exhausted.Add(1)
-			return budget, &LimitError{Err: ErrFuel, Budget: budget, Events: events}
-		}
 		return used, nil
 	}
-	used = min(used, budget)
 	var st *stop
 	if errors.As(err, &st) {
 		switch st.cause {

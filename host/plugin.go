@@ -38,7 +38,6 @@ type Plugin struct {
 	modCfg        wazero.ModuleConfig
 	hasInit       bool
 	hasInitialize bool
-	metered       bool   // instrumented with fuel and checkpoints (package meter)
 	meterDir      string // the cache of rewritten modules; "" for none
 
 	idle    chan *instance
@@ -121,11 +120,11 @@ func (p *Plugin) init(ctx context.Context, wasm []byte, anyKind bool) error {
 		}
 		return fmt.Errorf("%w: %v", ErrInvalidModule, err)
 	}
-	if p.cfg.interrupt == metered {
-		wasm, p.metered = instrumented, true
+	if p.metered() {
+		wasm = instrumented
 	}
 	compiled, err := compile(ctx, p.rt, wasm)
-	if err != nil && p.metered && cached {
+	if err != nil && p.metered() && cached {
 		// A cache entry that does not compile (the cache is the user's
 		// directory) is rewritten from the module.
 		if wasm, _, err = p.instrument(original, true); err == nil {
@@ -236,6 +235,11 @@ func (p *Plugin) instrument(wasm []byte, fresh bool) ([]byte, bool, error) {
 	}
 	return out, false, nil
 }
+
+// metered reports whether the plugin runs its module instrumented with
+// fuel and checkpoints (package meter): always, but in the benchmarks that
+// compare with the module as compiled.
+func (p *Plugin) metered() bool { return p.cfg.interrupt == metered }
 
 // compile compiles a module. A panic in wazero's decoder (v1.12 has some
 // on hostile modules) makes an invalid module, not a crash of the host.
