@@ -277,6 +277,20 @@ var (
 	limitsType   = reflect.TypeFor[Limits]()
 )
 
+// unitChecks check the scalar of a unit type (noneOK: the field is
+// limits.timeout, the one duration that takes "none").
+var unitChecks = map[reflect.Type]func(v any, noneOK bool) error{
+	durationType: func(v any, noneOK bool) error {
+		d, err := parseDurationValue(v)
+		if err == nil && d == NoDeadline && !noneOK {
+			err = errors.New(`"none" is only for limits.timeout; write a duration such as 1s`)
+		}
+		return err
+	},
+	byteSizeType: func(v any, _ bool) error { _, err := parseByteSizeValue(v); return err },
+	fuelType:     func(v any, _ bool) error { _, err := parseFuelValue(v); return err },
+}
+
 // walk checks node n, the value of the field at path, against type t.
 // noneOK says "none" is a valid duration here (Limits.Timeout).
 func (w *walker) walk(path string, n ast.Node, t reflect.Type, noneOK bool) {
@@ -317,38 +331,13 @@ func (w *walker) walk(path string, n ast.Node, t reflect.Type, noneOK bool) {
 		return // null is the zero value of every type
 	}
 
-	switch t {
-	case durationType:
+	if check, ok := unitChecks[t]; ok {
 		v, ok := scalarValue(n)
 		if !ok {
 			w.fail(nodePos(n), path, "expected %s, got %s", expected(t), nodeKind(n))
 			return
 		}
-		d, err := parseDurationValue(v)
-		switch {
-		case err != nil:
-			w.fail(nodePos(n), path, "%v", err)
-		case d == NoDeadline && !noneOK:
-			w.fail(nodePos(n), path, `"none" is only for limits.timeout; write a duration such as 1s`)
-		}
-		return
-	case byteSizeType:
-		v, ok := scalarValue(n)
-		if !ok {
-			w.fail(nodePos(n), path, "expected %s, got %s", expected(t), nodeKind(n))
-			return
-		}
-		if _, err := parseByteSizeValue(v); err != nil {
-			w.fail(nodePos(n), path, "%v", err)
-		}
-		return
-	case fuelType:
-		v, ok := scalarValue(n)
-		if !ok {
-			w.fail(nodePos(n), path, "expected %s, got %s", expected(t), nodeKind(n))
-			return
-		}
-		if _, err := parseFuelValue(v); err != nil {
+		if err := check(v, noneOK); err != nil {
 			w.fail(nodePos(n), path, "%v", err)
 		}
 		return

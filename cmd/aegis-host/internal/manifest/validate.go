@@ -243,19 +243,28 @@ func (v *validator) channels() {
 // owners says which types of source or sink a field applies to.
 type owners map[string][]string
 
-// notForType reports the fields that the document sets but that do not
-// apply to the type typ.
-func (v *validator) notForType(p, typ string, fields owners) {
+// typed checks the type of the source or sink at p: present, one of
+// types, and no field set that does not apply to it (fields). It reports
+// whether the type is known.
+func (v *validator) typed(p, typ string, types []string, fields owners) bool {
+	if typ == "" {
+		v.errf(p+".type", "required: %s", orList(types))
+		return false
+	}
+	if !v.oneOf(p+".type", typ, types) {
+		return false
+	}
 	for _, k := range sortedKeys(fields) {
-		types := fields[k]
-		if fp := fieldPath(p, k); v.d.has(fp) && !slices.Contains(types, typ) {
+		applies := fields[k]
+		if fp := fieldPath(p, k); v.d.has(fp) && !slices.Contains(applies, typ) {
 			word := "type"
-			if len(types) > 1 {
+			if len(applies) > 1 {
 				word = "types"
 			}
-			v.errf(fp, "%s applies to %s %s", k, word, strings.Replace(orList(types), " or ", " and ", 1))
+			v.errf(fp, "%s applies to %s %s", k, word, strings.Replace(orList(applies), " or ", " and ", 1))
 		}
 	}
+	return true
 }
 
 var sourceFields = owners{
@@ -269,14 +278,9 @@ func (v *validator) sources() {
 	var stdin string
 	for _, name := range sortedKeys(v.m.Sources) {
 		s, p := v.m.Sources[name], entryPath("sources", name)
-		if s.Type == "" {
-			v.errf(p+".type", "required: %s", orList(sourceTypes))
+		if !v.typed(p, s.Type, sourceTypes, sourceFields) {
 			continue
 		}
-		if !v.oneOf(p+".type", s.Type, sourceTypes) {
-			continue
-		}
-		v.notForType(p, s.Type, sourceFields)
 		switch s.Type {
 		case "generator":
 			v.generator(p, s)
@@ -333,14 +337,9 @@ func (v *validator) sinks() {
 	files := map[string]string{} // resolved path -> sink
 	for _, name := range sortedKeys(v.m.Sinks) {
 		s, p := v.m.Sinks[name], entryPath("sinks", name)
-		if s.Type == "" {
-			v.errf(p+".type", "required: %s", orList(sinkTypes))
+		if !v.typed(p, s.Type, sinkTypes, sinkFields) {
 			continue
 		}
-		if !v.oneOf(p+".type", s.Type, sinkTypes) {
-			continue
-		}
-		v.notForType(p, s.Type, sinkFields)
 		v.oneOf(p+".format", s.Format, formats)
 		if s.Type != "file" {
 			continue
