@@ -409,21 +409,13 @@ func TestJSONLinesPipelineStop(t *testing.T) {
 	defer src.Close()
 	sink := newPLSink()
 	p := plNew(t, engine.PipelineConfig{Source: src, Sinks: []engine.Sink{sink}, MaxWait: time.Millisecond})
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
+	stop := plStart(t, p)
 	if _, err := pw.Write([]byte("{\"a\":1}\n{\"a\":2}\n")); err != nil {
 		t.Fatal(err)
 	}
 	sink.waitLen(t, 2)
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not return")
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
 	}
 }
 

@@ -261,10 +261,30 @@ func plRun(t *testing.T, ctx context.Context, p *engine.Pipeline) error {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
+	return plWait(t, p, done, 20*time.Second)
+}
+
+// plStart runs p in the background; stop cancels it and returns Run's
+// error, failing the test if Run does not return within 5 seconds.
+func plStart(t *testing.T, p *engine.Pipeline) (stop func() error) {
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	return func() error {
+		t.Helper()
+		cancel()
+		return plWait(t, p, done, 5*time.Second)
+	}
+}
+
+// plWait returns the error Run sends on done, failing the test if none
+// comes within limit.
+func plWait(t *testing.T, p *engine.Pipeline, done <-chan error, limit time.Duration) error {
+	t.Helper()
 	select {
 	case err := <-done:
 		return err
-	case <-time.After(20 * time.Second):
+	case <-time.After(limit):
 		t.Fatalf("pipeline[%s]: Run did not return", p.Name())
 		return nil
 	}
@@ -937,12 +957,9 @@ func TestPipelineAggregationGracefulStop(t *testing.T) {
 	p := plNew(t, engine.PipelineConfig{Source: plGenerator(0),
 		Stages: []engine.Stage{{Name: "agg", Aggregation: agg}},
 		Sinks:  []engine.Sink{sink}, MaxBatch: 100, MaxWait: time.Millisecond})
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
+	stop := plStart(t, p)
 	sink.waitLen(t, 3)
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	st := p.Stats()
@@ -1220,18 +1237,10 @@ func TestPipelineGracefulShutdown(t *testing.T) {
 			p := plNew(t, engine.PipelineConfig{Source: src,
 				Stages: []engine.Stage{{Name: "pass", Step: plSleepStep, Workers: workers}},
 				Sinks:  []engine.Sink{sink}, MaxBatch: 50, MaxWait: time.Millisecond})
-			ctx, cancel := context.WithCancel(t.Context())
-			done := make(chan error, 1)
-			go func() { done <- p.Run(ctx) }()
+			stop := plStart(t, p)
 			sink.waitLen(t, 1000)
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatalf("Run: %v", err)
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatal("Run did not return after ctx was cancelled")
+			if err := stop(); err != nil {
+				t.Fatalf("Run: %v", err)
 			}
 			st := p.Stats()
 			got := sink.Events()

@@ -507,6 +507,21 @@ func TestRunErrorPolicies(t *testing.T) {
 		}
 		return out
 	}
+	// passes checks a run that goes on past the failures: exit 0, the good
+	// events out in order, and the step's counts in the summary.
+	passes := func(summary string) func(*testing.T, int, []engine.Event, []engine.Event, string) {
+		return func(t *testing.T, code int, out, _ []engine.Event, stderr string) {
+			if code != exitOK {
+				t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
+			}
+			if got := ids(out); !slices.Equal(got, good) {
+				t.Errorf("output %v, want %v", got, good)
+			}
+			if s := pipelineSummary(t, stderr, "main"); !strings.Contains(s.text, summary) {
+				t.Errorf("summary: %s", s.text)
+			}
+		}
+	}
 	tests := []struct {
 		name    string
 		policy  string
@@ -538,65 +553,25 @@ func TestRunErrorPolicies(t *testing.T) {
 		{
 			name:   "skip",
 			policy: "{policy: skip}",
-			check: func(t *testing.T, code int, out, dead []engine.Event, stderr string) {
-				if code != exitOK {
-					t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
-				}
-				if got := ids(out); !slices.Equal(got, good) {
-					t.Errorf("output %v, want %v", got, good)
-				}
-				if s := pipelineSummary(t, stderr, "main"); !strings.Contains(s.text, "explode 12>9 failed 3 skipped 3 fuel/event ") {
-					t.Errorf("summary: %s", s.text)
-				}
-			},
+			check:  passes("explode 12>9 failed 3 skipped 3 fuel/event "),
 		},
 		{
 			// Two batches at once: the output keeps the input order.
 			name:    "skip with two workers",
 			policy:  "{policy: skip}",
 			workers: 2,
-			check: func(t *testing.T, code int, out, dead []engine.Event, stderr string) {
-				if code != exitOK {
-					t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
-				}
-				if got := ids(out); !slices.Equal(got, good) {
-					t.Errorf("output %v, want %v", got, good)
-				}
-				if s := pipelineSummary(t, stderr, "main"); !strings.Contains(s.text, "explode 12>9 failed 3 skipped 3 fuel/event ") {
-					t.Errorf("summary: %s", s.text)
-				}
-			},
+			check:   passes("explode 12>9 failed 3 skipped 3 fuel/event "),
 		},
 		{
 			name:   "dead-letter",
 			policy: "{policy: dead-letter, dead_letter: dead}",
-			check: func(t *testing.T, code int, out, dead []engine.Event, stderr string) {
-				if code != exitOK {
-					t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
-				}
-				if got := ids(out); !slices.Equal(got, good) {
-					t.Errorf("output %v, want %v", got, good)
-				}
-				if s := pipelineSummary(t, stderr, "main"); !strings.Contains(s.text, "explode 12>9 failed 3 dead-lettered 3 fuel/event ") {
-					t.Errorf("summary: %s", s.text)
-				}
-			},
+			check:  passes("explode 12>9 failed 3 dead-lettered 3 fuel/event "),
 		},
 		{
 			name:   "retry then dead-letter",
 			policy: "{policy: retry, retries: 2, backoff: 1ms, then: dead-letter, dead_letter: dead}",
-			check: func(t *testing.T, code int, out, dead []engine.Event, stderr string) {
-				if code != exitOK {
-					t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
-				}
-				if got := ids(out); !slices.Equal(got, good) {
-					t.Errorf("output %v, want %v", got, good)
-				}
-				// Two failing batches, each tried twice more.
-				if s := pipelineSummary(t, stderr, "main"); !strings.Contains(s.text, "explode 12>9 failed 3 dead-lettered 3 retries 4 fuel/event ") {
-					t.Errorf("summary: %s", s.text)
-				}
-			},
+			// Two failing batches, each tried twice more.
+			check: passes("explode 12>9 failed 3 dead-lettered 3 retries 4 fuel/event "),
 		},
 	}
 	for _, tt := range tests {
