@@ -337,6 +337,10 @@ func (p *Plugin) acquire(ctx context.Context, export string, batch uint64) (*ins
 		if err != nil {
 			p.discarded.Add(1)
 			<-p.tokens
+			if p.closed.Load() {
+				// Close closed the runtime under the instance's start.
+				return nil, p.callError(export, batch, -1, fmt.Errorf("%w during a fresh instance's start (%v)", ErrClosed, err))
+			}
 			return nil, p.callError(export, batch, -1, fmt.Errorf("a fresh instance: %w", err))
 		}
 		return inst, nil
