@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Config configures an [Engine]. The zero value has no limits.
@@ -37,6 +39,7 @@ type Engine struct {
 	channels    map[string]*channel
 	subscribers map[string][]*Subscription // by subscriber name, oldest first
 	closed      bool
+	metrics     []metric.Registration // Instrument's, until Close
 
 	subCount  atomic.Int64 // subscriptions, for the engine-wide limit
 	nextSub   atomic.Uint64
@@ -429,7 +432,12 @@ func (e *Engine) Close() error {
 	e.closed = true
 	chans := e.channels
 	e.channels = make(map[string]*channel)
+	regs := e.metrics
+	e.metrics = nil
 	e.mu.Unlock()
+	for _, r := range regs {
+		r.Unregister()
+	}
 	for _, c := range chans {
 		c.remove(ErrEngineClosed)
 	}

@@ -7,9 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Source is where a pipeline's events come from.
@@ -112,6 +117,9 @@ type Stage struct {
 	Workers int
 	// OnError is the stage's error policy.
 	OnError ErrorPolicy
+	// Attributes are added to the spans of the stage (a plugin's
+	// checksum and ABI version, say).
+	Attributes []attribute.KeyValue
 }
 
 // PipelineConfig configures a [Pipeline].
@@ -128,6 +136,19 @@ type PipelineConfig struct {
 	MaxWait  time.Duration
 	// Logger receives skipped events and errors; nil means slog.Default().
 	Logger *slog.Logger
+	// Tracer, when set, traces every batch: a span for its pass through
+	// the pipeline ("aegis.pipeline NAME") and, as its children, one per
+	// stage ("aegis.step KIND NAME"), whose context the step's calls get.
+	// The pass continues the trace that all of the batch's events carry
+	// in their metadata ([MetaTraceParent]); a batch of events of several
+	// traces, or of none, starts a trace and links to theirs. The events
+	// the pipeline writes carry the pass's trace context, but for those
+	// that brought a trace of their own. Nil traces nothing, at no cost.
+	Tracer trace.Tracer
+	// Meter, when set, records the pipeline's metrics: events in, out and
+	// failed per stage, stage latency, batch sizes (the MetricStep* and
+	// MetricBatchSize instruments).
+	Meter metric.Meter
 }
 
 // Pipeline reads events from a source, passes them in batches through its
@@ -142,6 +163,9 @@ type Pipeline struct {
 	out    atomic.Uint64
 	ran    atomic.Bool
 	pool   sync.Pool
+
+	passName string // the name of a pass's span
+	metrics  *pipelineMetrics
 }
 
 // StageStats counts what a stage did.
@@ -194,7 +218,7 @@ func NewPipeline(cfg PipelineConfig) (*Pipeline, error) {
 	if cfg.MaxBatch < 0 || cfg.MaxWait < 0 {
 		return nil, fmt.Errorf("pipeline[%s]: batch size %d and wait %v must be positive", cfg.Name, cfg.MaxBatch, cfg.MaxWait)
 	}
-	p := &Pipeline{cfg: cfg, log: cfg.Logger}
+	p := &Pipeline{cfg: cfg, log: cfg.Logger, passName: "aegis.pipeline " + cfg.Name}
 	if p.log == nil {
 		p.log = slog.Default()
 	}
@@ -205,6 +229,12 @@ func NewPipeline(cfg PipelineConfig) (*Pipeline, error) {
 			return nil, fmt.Errorf("pipeline[%s]: %w", cfg.Name, err)
 		}
 		p.stages = append(p.stages, st)
+	}
+	if cfg.Meter != nil {
+		var err error
+		if p.metrics, err = newPipelineMetrics(p, cfg.Meter); err != nil {
+			return nil, fmt.Errorf("pipeline[%s]: metrics: %w", cfg.Name, err)
+		}
 	}
 	return p, nil
 }
@@ -258,11 +288,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	defer context.AfterFunc(work, stopSrc)()
 	var wg sync.WaitGroup
 	ended := make(chan bool, 1) // did the source end (true) or get stopped?
-	first := make(chan []Event, 1)
+	first := make(chan batch, 1)
 	wg.Go(func() { p.read(src, work, kill, first, ended) })
 	ch := first
 	for _, st := range p.stages {
-		in, next := ch, make(chan []Event, 1)
+		in, next := ch, make(chan batch, 1)
 		wg.Go(func() { st.run(work, kill, in, next, ended) })
 		ch = next
 	}
@@ -274,12 +304,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	return nil
 }
 
-// send hands b on, unless the pipeline failed.
-func send(work context.Context, ch chan<- []Event, b []Event) bool {
+// send hands b on, unless the pipeline failed; then it ends b's pass.
+func send(work context.Context, ch chan<- batch, b batch) bool {
 	select {
 	case ch <- b:
 		return true
 	case <-work.Done():
+		b.pass.end(context.Cause(work))
 		return false
 	}
 }
@@ -287,7 +318,7 @@ func send(work context.Context, ch chan<- []Event, b []Event) bool {
 // read forms batches from the source: a batch leaves when it is full or
 // MaxWait after its first event. ctx ends with the caller's context and
 // when the pipeline fails (work).
-func (p *Pipeline) read(ctx, work context.Context, kill context.CancelCauseFunc, out chan<- []Event, ended chan<- bool) {
+func (p *Pipeline) read(ctx, work context.Context, kill context.CancelCauseFunc, out chan<- batch, ended chan<- bool) {
 	defer close(out)
 	max := p.cfg.MaxBatch
 	b := p.get()
@@ -327,9 +358,12 @@ func (p *Pipeline) read(ctx, work context.Context, kill context.CancelCauseFunc,
 	}
 }
 
-func (p *Pipeline) emit(work context.Context, out chan<- []Event, b *[]Event) bool {
+func (p *Pipeline) emit(work context.Context, out chan<- batch, b *[]Event) bool {
 	p.in.Add(uint64(len(*b)))
-	if !send(work, out, *b) {
+	if p.metrics != nil {
+		p.metrics.batchSize.Record(work, int64(len(*b)), p.metrics.pipelineAttrs)
+	}
+	if !send(work, out, p.newBatch(work, *b, false)) {
 		return false
 	}
 	*b = p.get()
@@ -337,26 +371,36 @@ func (p *Pipeline) emit(work context.Context, out chan<- []Event, b *[]Event) bo
 }
 
 // write hands every batch to the sinks in turn.
-func (p *Pipeline) write(work context.Context, kill context.CancelCauseFunc, in <-chan []Event) {
+func (p *Pipeline) write(work context.Context, kill context.CancelCauseFunc, in <-chan batch) {
 	for {
-		var b []Event
+		var b batch
 		var ok bool
 		select {
 		case b, ok = <-in:
 		case <-work.Done():
+			drain(work, in)
 			return
 		}
 		if !ok {
 			return
 		}
+		ctx := work
+		if b.pass != nil {
+			b.pass.stamp(b.ev)
+			ctx = b.pass.ctx
+		}
 		for _, s := range p.cfg.Sinks {
-			if err := s.Write(work, b); err != nil {
-				kill(fmt.Errorf("sink: %w", err))
+			if err := s.Write(ctx, b.ev); err != nil {
+				err = fmt.Errorf("sink: %w", err)
+				b.pass.end(err)
+				kill(err)
+				drain(work, in)
 				return
 			}
 		}
-		p.out.Add(uint64(len(b)))
-		p.put(b)
+		b.pass.end(nil)
+		p.out.Add(uint64(len(b.ev)))
+		p.put(b.ev)
 	}
 }
 
@@ -371,6 +415,10 @@ type stage struct {
 	logMu    sync.Mutex
 	lastLog  time.Time
 	unlogged int
+
+	spanName    string                   // "aegis.step KIND NAME"
+	attrs       []attribute.KeyValue     // of its spans
+	metricAttrs metric.MeasurementOption // of its metrics, when the pipeline has a meter
 }
 
 func newStage(p *Pipeline, s Stage) (*stage, error) {
@@ -408,7 +456,12 @@ func newStage(p *Pipeline, s Stage) (*stage, error) {
 	if (pol.Action == DeadLetter || pol.Action == Retry && pol.Then == DeadLetter) && pol.DeadLetter == nil {
 		return nil, fmt.Errorf("step[%s]: the dead-letter policy needs a sink", s.Name)
 	}
-	return &stage{Stage: s, p: p, log: p.log.With("step", s.Name)}, nil
+	st := &stage{Stage: s, p: p, log: p.log.With("step", s.Name), spanName: strings.Join(strings.Fields("aegis.step "+s.Kind+" "+s.Name), " ")}
+	st.attrs = append([]attribute.KeyValue{AttrPipeline.String(p.cfg.Name), AttrStep.String(s.Name), AttrStepKind.String(s.Kind)}, s.Attributes...)
+	if s.Plugin != "" {
+		st.attrs = append(st.attrs, AttrPlugin.String(s.Plugin))
+	}
+	return st, nil
 }
 
 func (st *stage) stats() StageStats {
@@ -425,16 +478,18 @@ func (st *stage) stats() StageStats {
 }
 
 // run processes the batches of in and hands the outputs to out, in order.
-func (st *stage) run(work context.Context, kill context.CancelCauseFunc, in <-chan []Event, out chan<- []Event, ended chan bool) {
+func (st *stage) run(work context.Context, kill context.CancelCauseFunc, in <-chan batch, out chan<- batch, ended chan bool) {
 	defer close(out)
 	if st.Workers == 1 {
 		for b := range in {
 			res, err := st.batch(work, b)
 			if err != nil {
 				kill(err)
+				drain(work, in)
 				return
 			}
-			if len(res) > 0 && !send(work, out, res) {
+			if !st.pass(work, out, res) {
+				drain(work, in)
 				return
 			}
 		}
@@ -447,26 +502,60 @@ func (st *stage) run(work context.Context, kill context.CancelCauseFunc, in <-ch
 	// The stream ended (or was stopped): fire the windows.
 	all := <-ended
 	ended <- all // for the next aggregation
-	res, err := st.Aggregation.Flush(work, st.p.get(), all)
+	b := st.p.newBatch(work, nil, true)
+	ctx := work
+	if b.pass != nil {
+		ctx = b.pass.ctx
+	}
+	res, err := st.Aggregation.Flush(ctx, st.p.get(), all)
 	if err != nil {
-		kill(fmt.Errorf("step[%s]: flush: %w", st.Name, err))
+		err = fmt.Errorf("step[%s]: flush: %w", st.Name, err)
+		b.pass.end(err)
+		kill(err)
 		return
 	}
 	st.out.Add(uint64(len(res)))
-	if len(res) > 0 {
-		send(work, out, res)
+	b.ev = res
+	st.pass(work, out, b)
+}
+
+// pass hands a stage's output on; a batch left empty ends there.
+func (st *stage) pass(work context.Context, out chan<- batch, b batch) bool {
+	if len(b.ev) == 0 {
+		b.pass.end(nil)
+		st.p.put(b.ev)
+		return true
 	}
+	return send(work, out, b)
+}
+
+// drain ends the passes of the batches left in in once the pipeline has
+// failed; in closes when the goroutine before has seen the failure.
+func drain(work context.Context, in <-chan batch) {
+	for b := range in {
+		b.pass.end(context.Cause(work))
+	}
+}
+
+// newBatch makes a batch of events, and starts its pass when the
+// pipeline traces.
+func (p *Pipeline) newBatch(work context.Context, events []Event, flush bool) batch {
+	b := batch{ev: events}
+	if p.cfg.Tracer != nil {
+		b.pass = p.startPass(work, events, flush)
+	}
+	return b
 }
 
 // parallel runs Workers batches at once and sends the outputs in input
 // order.
-func (st *stage) parallel(work context.Context, kill context.CancelCauseFunc, in <-chan []Event, out chan<- []Event) {
+func (st *stage) parallel(work context.Context, kill context.CancelCauseFunc, in <-chan batch, out chan<- batch) {
 	type job struct {
-		b   []Event
-		res chan []Event
+		b   batch
+		res chan batch
 	}
 	jobs := make(chan job, st.Workers)
-	order := make(chan chan []Event, st.Workers)
+	order := make(chan chan batch, st.Workers)
 	var wg sync.WaitGroup
 	for range st.Workers {
 		wg.Go(func() {
@@ -474,7 +563,6 @@ func (st *stage) parallel(work context.Context, kill context.CancelCauseFunc, in
 				res, err := st.batch(work, j.b)
 				if err != nil {
 					kill(err)
-					res = nil
 				}
 				j.res <- res
 			}
@@ -484,10 +572,12 @@ func (st *stage) parallel(work context.Context, kill context.CancelCauseFunc, in
 		defer close(order)
 		defer close(jobs)
 		for b := range in {
-			j := job{b, make(chan []Event, 1)}
+			j := job{b, make(chan batch, 1)}
 			select {
 			case order <- j.res:
 			case <-work.Done():
+				b.pass.end(context.Cause(work))
+				drain(work, in)
 				return
 			}
 			jobs <- j
@@ -496,24 +586,46 @@ func (st *stage) parallel(work context.Context, kill context.CancelCauseFunc, in
 	for r := range order {
 		// After a failure nothing more is sent: this only drains the
 		// workers.
-		if res := <-r; len(res) > 0 && work.Err() == nil {
-			send(work, out, res)
+		res := <-r
+		if work.Err() != nil {
+			res.pass.end(context.Cause(work))
+			continue
 		}
+		st.pass(work, out, res)
 	}
 	wg.Wait()
 }
 
 // batch processes one batch under the error policy and returns its
-// outputs, or the error that fails the pipeline.
-func (st *stage) batch(work context.Context, in []Event) ([]Event, error) {
+// outputs, or the error that fails the pipeline (and ends the batch's
+// pass).
+func (st *stage) batch(work context.Context, b batch) (batch, error) {
+	in := b.ev
 	st.in.Add(uint64(len(in)))
-	out, err := st.handle(work, in, st.p.get())
+	ctx := work
+	var t *stepTrace
+	if b.pass != nil {
+		ctx, t = st.startStep(b.pass, in)
+	}
+	var start time.Time
+	if st.p.metrics != nil {
+		start = time.Now()
+	}
+	out, err := st.handle(ctx, in, st.p.get())
+	if st.p.metrics != nil {
+		st.p.metrics.stepDuration(work, st, time.Since(start))
+	}
 	st.p.put(in)
+	if t != nil {
+		t.end(len(out), err)
+	}
 	if err != nil {
-		return nil, err
+		b.pass.end(err)
+		return batch{}, err
 	}
 	st.out.Add(uint64(len(out)))
-	return out, nil
+	b.ev = out
+	return b, nil
 }
 
 // fatalError is a failure that no error policy applies to: the pipeline
@@ -527,6 +639,14 @@ func (e *fatalError) Unwrap() error { return e.err }
 // failure to write them is a *fatalError: the aggregation has taken the
 // batch, so it must not run again.
 func (st *stage) call(ctx context.Context, in, out []Event) ([]Event, error) {
+	res, err := st.callStep(ctx, in, out)
+	if err != nil {
+		callFailed(ctx, err)
+	}
+	return res, err
+}
+
+func (st *stage) callStep(ctx context.Context, in, out []Event) ([]Event, error) {
 	if st.Step != nil {
 		res, err := st.Step.Process(ctx, in, out)
 		var ee *EventErrors
@@ -595,7 +715,7 @@ func (st *stage) handle(work context.Context, in, out []Event) ([]Event, error) 
 	}
 	action := pol.final()
 	if action == Fail || len(in) == 1 {
-		st.failed.Add(uint64(len(in)))
+		st.failedEvents(work, len(in))
 		if action == Fail {
 			return nil, fmt.Errorf("step[%s]: %w", st.Name, err)
 		}
@@ -626,7 +746,7 @@ func (st *stage) handle(work context.Context, in, out []Event) ([]Event, error) 
 		// A failed call's output is to be ignored (it may be nil): go on
 		// with out as it was.
 		out = out[:m]
-		st.failed.Add(1)
+		st.failedEvents(work, 1)
 		if err := st.reject(work, in[i:i+1], []EventError{{Message: e.Error()}}, action); err != nil {
 			return nil, err
 		}
@@ -671,7 +791,7 @@ func (st *stage) eventErrors(work context.Context, in, res []Event, ee *EventErr
 }
 
 func (st *stage) rejectErrors(work context.Context, in []Event, ee *EventErrors, action ErrorAction) error {
-	st.failed.Add(uint64(len(ee.Errors)))
+	st.failedEvents(work, len(ee.Errors))
 	if action == Fail {
 		named := *ee // the step's error is not ours to change
 		named.Step = st.Name
