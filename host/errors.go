@@ -1,6 +1,7 @@
 package host
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -103,3 +104,20 @@ func (e *CallError) Error() string {
 }
 
 func (e *CallError) Unwrap() error { return e.Err }
+
+// ErrorType names what ended the call, for the error.type attribute of
+// traces: trap, deadline, fuel, bad_result, failed, closed, input,
+// canceled, or error.
+func (e *CallError) ErrorType() string {
+	for _, k := range []struct {
+		err  error
+		name string
+	}{{ErrTrap, "trap"}, {ErrDeadline, "deadline"}, {ErrFuel, "fuel"}, {ErrBadResult, "bad_result"},
+		{ErrFailed, "failed"}, {ErrClosed, "closed"}, {ErrInput, "input"},
+		{context.Canceled, "canceled"}, {context.DeadlineExceeded, "canceled"}} {
+		if errors.Is(e.Err, k.err) {
+			return k.name
+		}
+	}
+	return "error"
+}

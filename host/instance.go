@@ -172,8 +172,8 @@ func (p *Plugin) classify(parent context.Context, err error) error {
 func (inst *instance) callRaw(ctx context.Context, export string, budget int64, events int) (int64, error) {
 	fn := inst.fns[export]
 	p := inst.p
-	inst.stdout.startCall()
-	inst.stderr.startCall()
+	inst.stdout.startCall(ctx)
+	inst.stderr.startCall(ctx)
 	if !p.metered() {
 		// Only the benchmarks that compare with wazero's own interruption.
 		cctx := ctx

@@ -26,10 +26,11 @@ type lineLogger struct {
 	stream string
 
 	mu      sync.Mutex
-	buf     []byte // the current line, at most maxLogLine bytes
-	cut     bool   // the current line was cut: skip to its end
-	budget  int    // bytes this call may still log
-	dropped int    // bytes dropped over the budget in this call
+	ctx     context.Context // the current call's, for its lines' records (a trace's span)
+	buf     []byte          // the current line, at most maxLogLine bytes
+	cut     bool            // the current line was cut: skip to its end
+	budget  int             // bytes this call may still log
+	dropped int             // bytes dropped over the budget in this call
 }
 
 func (w *lineLogger) Write(p []byte) (int, error) {
@@ -83,12 +84,14 @@ func (w *lineLogger) take(n int) bool {
 }
 
 // startCall gives a new call its logging budget, and reports what the last
-// one dropped.
-func (w *lineLogger) startCall() {
+// one dropped. The lines the call writes are logged with ctx, so that a
+// handler can tell which call (and which span) they belong to.
+func (w *lineLogger) startCall(ctx context.Context) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.report()
 	w.budget = maxLogPerCall
+	w.ctx = ctx
 }
 
 // Flush logs a partial last line and what was dropped.
@@ -112,6 +115,10 @@ func (w *lineLogger) emit() {
 	if len(w.buf) == 0 {
 		return // a blank line says nothing
 	}
-	w.log.Log(context.Background(), w.level, strings.ToValidUTF8(string(w.buf), "\uFFFD"), "stream", w.stream)
+	ctx := w.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	w.log.Log(ctx, w.level, strings.ToValidUTF8(string(w.buf), "\uFFFD"), "stream", w.stream)
 	w.buf = w.buf[:0]
 }
