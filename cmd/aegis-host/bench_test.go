@@ -3,12 +3,18 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/aegis-streaming/aegis/cmd/aegis-host/internal/manifest"
+	"github.com/aegis-streaming/aegis/cmd/aegis-host/internal/telemetry"
 	"github.com/aegis-streaming/aegis/engine"
 	"github.com/aegis-streaming/aegis/host"
 	"github.com/aegis-streaming/aegis/internal/orders"
@@ -82,6 +88,87 @@ func BenchmarkPipeline(b *testing.B) {
 					b.ReportMetric(0, "ns/op")
 				})
 			}
+		}
+	}
+}
+
+// BenchmarkTracing runs the orders pipeline (filter and map as wasm
+// plugins, Go SDK and WAT; drop sink; batch 1000) with tracing off, on
+// with every trace sampled, and on with 1% sampled, in one run. The spans
+// go through the run's own telemetry setup (batching, OTLP over HTTP) to
+// a local HTTP server that reads and discards them, so that their
+// encoding and sending are counted too. Metrics are on where tracing is.
+func BenchmarkTracing(b *testing.B) {
+	ctx := context.Background()
+	h, err := host.New(host.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close(ctx)
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	defer collector.Close()
+	steps := map[string][2]engine.Step{}
+	for _, lang := range []struct{ name, filter, mapper string }{
+		{"go", "orders/filter", "orders/map"}, {"wat", "wat/orders_filter", "wat/orders_map"}} {
+		var s [2]engine.Step
+		for i, name := range []string{lang.filter, lang.mapper} {
+			p, err := h.LoadFile(ctx, plugintest.Path(b, name), host.StepConfig{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close(ctx)
+			s[i] = p
+		}
+		steps[lang.name] = s
+	}
+	for _, lang := range []string{"go", "wat"} {
+		for _, mode := range []string{"off", "1.0", "0.01"} {
+			b.Run(fmt.Sprintf("steps=%s/tracing=%s", lang, mode), func(b *testing.B) {
+				tel := &telemetry.Telemetry{}
+				if mode != "off" {
+					ratio, _ := strconv.ParseFloat(mode, 64)
+					tel, err = telemetry.Start(ctx, &manifest.Telemetry{
+						Traces:  &manifest.Traces{Exporter: telemetry.OTLPHTTP, Endpoint: collector.URL, SampleRatio: &ratio},
+						Metrics: &manifest.Metrics{Exporter: telemetry.OTLPHTTP, Endpoint: collector.URL},
+					}, telemetry.Options{Log: slog.New(slog.DiscardHandler), Getenv: func(string) string { return "" }})
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				start := time.Now().UnixNano()
+				p, err := engine.NewPipeline(engine.PipelineConfig{
+					Name: "orders",
+					Source: engine.Generator(engine.GeneratorConfig{Count: int64(b.N),
+						Event: func(i int64) engine.Event { return orders.Generated(i, start, 1e6) }}),
+					Stages: []engine.Stage{
+						{Name: "filter", Kind: "filter", Step: steps[lang][0]},
+						{Name: "map", Kind: "map", Step: steps[lang][1]},
+					},
+					Sinks:    []engine.Sink{engine.Drop()},
+					MaxBatch: 1000,
+					Tracer:   tel.Tracer,
+					Meter:    tel.Meter,
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ResetTimer()
+				if err := p.Run(ctx); err != nil {
+					b.Fatal(err)
+				}
+				if err := tel.Shutdown(ctx); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+				b.ReportMetric(0, "ns/op")
+				if mode != "off" {
+					ended, exported, _ := tel.SpanCounts()
+					b.ReportMetric(float64(ended-exported), "spans-lost")
+				}
+			})
 		}
 	}
 }

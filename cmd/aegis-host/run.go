@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/aegis-streaming/aegis/cmd/aegis-host/internal/manifest"
+	"github.com/aegis-streaming/aegis/cmd/aegis-host/internal/telemetry"
 	"github.com/aegis-streaming/aegis/engine"
 	"github.com/aegis-streaming/aegis/host"
 )
@@ -183,22 +184,67 @@ func schemaCommand() *cli.Command {
 
 // prepare loads the manifest in file and deploys it; dry (validate) opens
 // no source or sink (see deploy).
+//
+// A run's telemetry starts here (validate only checks its settings); the
+// deployment holds it, and runManifest shuts it down after the run. Logs
+// at warn and above during a traced call become events of its span.
 func prepare(c *cli.Context, file string, dry bool) (*deployment, *host.Host, error) {
 	m, err := manifest.Load(file)
 	if err != nil {
 		return nil, nil, err
 	}
-	h, err := newHost(c)
-	if err != nil {
-		return nil, nil, err
+	log := slog.New(telemetry.SpanEvents(slog.NewTextHandler(c.App.ErrWriter, nil)))
+	std := stdio{in: stdinReader, out: c.App.Writer, outMu: new(sync.Mutex)}
+	var tel *telemetry.Telemetry
+	if dry {
+		err = telemetry.Check(m.Telemetry, os.Getenv)
+	} else {
+		tel, err = telemetry.Start(c.Context, m.Telemetry, telemetry.Options{Version: buildVersion(),
+			Stdout: &lockedStream{w: c.App.Writer, mu: std.outMu}, Log: log})
 	}
-	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
-	d, err := deploy(c.Context, m, h, stdio{in: stdinReader, out: c.App.Writer}, log, dry)
 	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", m.File, err)
+	}
+	h, err := host.New(host.Options{Logger: log})
+	if err == nil {
+		var d *deployment
+		if d, err = deploy(c.Context, m, h, std, log, tel, dry); err == nil {
+			return d, h, nil
+		}
 		h.Close(c.Context)
-		return nil, nil, err
 	}
-	return d, h, nil
+	if tel != nil {
+		shutdownTelemetry(c, tel, log)
+	}
+	return nil, nil, err
+}
+
+// telemetryShutdown bounds the final export of spans and metrics: a
+// collector that cannot be reached does not keep aegis-host from exiting.
+const telemetryShutdown = 5 * time.Second
+
+// shutdownTelemetry flushes and stops tel; a failure to export is logged,
+// not the run's error.
+func shutdownTelemetry(c *cli.Context, tel *telemetry.Telemetry, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Context), telemetryShutdown)
+	defer cancel()
+	if err := tel.Shutdown(ctx); err != nil {
+		log.Warn("telemetry shutdown", "error", err)
+	}
+}
+
+// lockedStream is the process's stdout for the telemetry's stdout
+// exporters: it writes under the lock the stdout sinks hold while they
+// write a batch, so that spans never land inside a sink's line.
+type lockedStream struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedStream) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func runManifest(c *cli.Context, file string, stop context.Context) error {
@@ -220,6 +266,7 @@ func runManifest(c *cli.Context, file string, stop context.Context) error {
 	if cerr := d.close(c.Context); err == nil {
 		err = cerr
 	}
+	shutdownTelemetry(c, d.tel, d.log)
 	elapsed := time.Since(began)
 	for _, s := range d.stats() {
 		fmt.Fprintf(c.App.ErrWriter, "%s: %s\n", appName, summary(s, elapsed))

@@ -14,8 +14,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/aegis-streaming/aegis/abi"
 	"github.com/aegis-streaming/aegis/cmd/aegis-host/internal/manifest"
+	"github.com/aegis-streaming/aegis/cmd/aegis-host/internal/telemetry"
 	"github.com/aegis-streaming/aegis/engine"
 	"github.com/aegis-streaming/aegis/host"
 	"github.com/aegis-streaming/aegis/internal/orders"
@@ -28,8 +32,11 @@ type deployment struct {
 	eng     *engine.Engine
 	log     *slog.Logger
 	plugins []*host.Plugin
-	sinks   map[string]engine.Sink
-	flows   []*flow
+	// steps[i] names the pipeline and step of plugins[i], for metrics.
+	steps []attribute.Set
+	sinks map[string]engine.Sink
+	tel   *telemetry.Telemetry // never nil; traces and metrics may be off
+	flows []*flow
 	// writers counts, per channel, the pipelines that write to it; when the
 	// last one ends the channel is deleted, which ends the pipelines that
 	// read it once they have taken everything.
@@ -60,18 +67,31 @@ type stdio struct {
 // deploy builds everything m declares; nothing runs yet. On error what was
 // built is closed. dry (validate) loads the plugins and builds the
 // pipelines but opens no input and no output: no file is read, created or
-// truncated, and stdin is left alone.
-func deploy(ctx context.Context, m *manifest.Manifest, h *host.Host, std stdio, log *slog.Logger, dry bool) (_ *deployment, err error) {
-	std.outMu = new(sync.Mutex)
-	d := &deployment{m: m, eng: engine.New(engine.Config{}), log: log,
+// truncated, and stdin is left alone. tel traces and measures the
+// pipelines (nil: neither); deploy does not shut it down.
+func deploy(ctx context.Context, m *manifest.Manifest, h *host.Host, std stdio, log *slog.Logger, tel *telemetry.Telemetry, dry bool) (_ *deployment, err error) {
+	if std.outMu == nil {
+		std.outMu = new(sync.Mutex)
+	}
+	if tel == nil {
+		tel = &telemetry.Telemetry{}
+	}
+	d := &deployment{m: m, eng: engine.New(engine.Config{}), log: log, tel: tel,
 		sinks: map[string]engine.Sink{}, writers: map[string]*atomic.Int32{}}
 	defer func() {
 		if err != nil {
 			d.close(ctx)
 		}
 	}()
-	if t := m.Tracing; t != nil && t.Exporter != "" && t.Exporter != "none" {
-		return nil, fmt.Errorf("%s: tracing.exporter %q: trace export is not available in this build yet; use none", m.File, t.Exporter)
+	if tel.Meter != nil {
+		if err := d.eng.Instrument(tel.Meter); err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+		defer func() {
+			if err == nil {
+				err = d.instrumentPlugins()
+			}
+		}()
 	}
 	for name, c := range m.Channels {
 		cfg := engine.ChannelConfig{BufferSize: c.Buffer}
@@ -123,7 +143,7 @@ func (d *deployment) output(name string, writes *[]string) engine.Sink {
 
 func (d *deployment) build(ctx context.Context, mp *manifest.Pipeline, h *host.Host, std stdio, dry bool) (*flow, error) {
 	f := &flow{}
-	cfg := engine.PipelineConfig{Name: mp.Name, Logger: d.log}
+	cfg := engine.PipelineConfig{Name: mp.Name, Logger: d.log, Tracer: d.tel.Tracer, Meter: d.tel.Meter}
 	if mp.Batch != nil {
 		cfg.MaxBatch, cfg.MaxWait = mp.Batch.MaxEvents, mp.Batch.MaxWait.D()
 	}
@@ -149,7 +169,7 @@ func (d *deployment) build(ctx context.Context, mp *manifest.Pipeline, h *host.H
 		cfg.Sinks = append(cfg.Sinks, d.output(to, &f.writes))
 	}
 	for i := range mp.Steps {
-		st, err := d.stage(ctx, &mp.Steps[i], h, &f.writes)
+		st, err := d.stage(ctx, mp.Name, &mp.Steps[i], h, &f.writes)
 		if err != nil {
 			f.src.Close()
 			return nil, fmt.Errorf("step[%s]: %w", mp.Steps[i].Name, err)
@@ -163,7 +183,7 @@ func (d *deployment) build(ctx context.Context, mp *manifest.Pipeline, h *host.H
 	return f, nil
 }
 
-func (d *deployment) stage(ctx context.Context, s *manifest.Step, h *host.Host, writes *[]string) (engine.Stage, error) {
+func (d *deployment) stage(ctx context.Context, pipeline string, s *manifest.Step, h *host.Host, writes *[]string) (engine.Stage, error) {
 	st := engine.Stage{Name: s.Name, Workers: s.Workers}
 	if pol := s.OnError; pol != nil {
 		var err error
@@ -183,10 +203,13 @@ func (d *deployment) stage(ctx context.Context, s *manifest.Step, h *host.Host, 
 	var plugin *host.Plugin
 	if s.Plugin != "" {
 		var err error
-		if plugin, err = d.load(ctx, s, h); err != nil {
+		if plugin, err = d.load(ctx, pipeline, s, h); err != nil {
 			return st, err
 		}
 		st.Plugin = plugin.Name()
+		info := plugin.Info()
+		st.Attributes = []attribute.KeyValue{attribute.String("aegis.plugin.sha256", info.SHA256),
+			attribute.String("aegis.abi.version", fmt.Sprintf("%d.%d", info.ABIVersion>>16, info.ABIVersion&0xffff))}
 	}
 	switch {
 	case s.Aggregate != nil:
@@ -245,7 +268,7 @@ func (d *deployment) stage(ctx context.Context, s *manifest.Step, h *host.Host, 
 }
 
 // load loads a step's plugin.
-func (d *deployment) load(ctx context.Context, s *manifest.Step, h *host.Host) (*host.Plugin, error) {
+func (d *deployment) load(ctx context.Context, pipeline string, s *manifest.Step, h *host.Host) (*host.Plugin, error) {
 	cfg := host.StepConfig{
 		Name:    strings.TrimSuffix(filepath.Base(s.Plugin), ".wasm"),
 		SHA256:  strings.ToLower(s.SHA256),
@@ -282,6 +305,7 @@ func (d *deployment) load(ctx context.Context, s *manifest.Step, h *host.Host) (
 		return nil, err
 	}
 	d.plugins = append(d.plugins, p)
+	d.steps = append(d.steps, attribute.NewSet(engine.AttrPipeline.String(pipeline), engine.AttrStep.String(s.Name), engine.AttrPlugin.String(p.Name())))
 	return p, nil
 }
 
@@ -565,4 +589,36 @@ func (d *deployment) close(ctx context.Context) error {
 	}
 	errs = append(errs, d.eng.Close())
 	return errors.Join(errs...)
+}
+
+// instrumentPlugins records the plugins' counters as metrics: calls,
+// instances created and discarded (restarts after a trap or a limit),
+// and calls ended by a limit.
+func (d *deployment) instrumentPlugins() error {
+	m := d.tel.Meter
+	calls, err1 := m.Int64ObservableCounter("aegis.plugin.calls", metric.WithUnit("{call}"),
+		metric.WithDescription("Calls into a plugin for batches, merges and windows"))
+	insts, err2 := m.Int64ObservableCounter("aegis.plugin.instances", metric.WithUnit("{instance}"),
+		metric.WithDescription("Plugin instances by outcome: created, discarded (after a trap or a limit; the next call restarts one)"))
+	limits, err3 := m.Int64ObservableCounter("aegis.plugin.limits", metric.WithUnit("{call}"),
+		metric.WithDescription("Calls ended by a limit, by outcome: fuel, deadline"))
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	outcome := func(s string) metric.ObserveOption { return metric.WithAttributes(engine.AttrOutcome.String(s)) }
+	_, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for i, p := range d.plugins {
+			s, at := p.Stats(), metric.WithAttributeSet(d.steps[i])
+			o.ObserveInt64(calls, int64(s.Calls), at)
+			o.ObserveInt64(insts, int64(s.Created), at, outcome("created"))
+			o.ObserveInt64(insts, int64(s.Discarded), at, outcome("discarded"))
+			o.ObserveInt64(limits, int64(s.FuelExhausted), at, outcome("fuel"))
+			o.ObserveInt64(limits, int64(s.Deadlines), at, outcome("deadline"))
+		}
+		return nil
+	}, calls, insts, limits)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	return nil
 }

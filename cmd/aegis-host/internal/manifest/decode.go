@@ -277,6 +277,14 @@ var (
 	limitsType   = reflect.TypeFor[Limits]()
 )
 
+// movedFields are keys of earlier forms of the manifest, by the type that
+// had them, and where their settings went.
+var movedFields = map[reflect.Type]map[string]string{
+	reflect.TypeFor[Manifest](): {
+		"tracing": "moved: use telemetry.traces (exporter, endpoint, sample_ratio) and telemetry.service_name",
+	},
+}
+
 // unitChecks check the scalar of a unit type (noneOK: the field is
 // limits.timeout, the one duration that takes "none").
 var unitChecks = map[reflect.Type]func(v any, noneOK bool) error{
@@ -409,6 +417,10 @@ func (w *walker) walk(path string, n ast.Node, t reflect.Type, noneOK bool) {
 			f, ok := fields.byName[key]
 			p := fieldPath(path, key)
 			if !ok {
+				if msg, moved := movedFields[t][key]; moved {
+					w.fail(nodePos(k), p, "%s", msg)
+					return
+				}
 				msg := fmt.Sprintf("unknown field %q", key)
 				if s := suggest(key, fields.names); s != "" {
 					msg += fmt.Sprintf(" (did you mean %q?)", s)

@@ -24,9 +24,7 @@ const (
 	DefaultInterval        = Duration(time.Millisecond)
 	DefaultFormat          = "event"
 	DefaultSlowSubscriber  = "block"
-	DefaultExporter        = "none"
-	DefaultSampleRatio     = 1.0
-	DefaultServiceName     = "aegis-host"
+	DefaultQueueSize       = 2048
 	DefaultMemory          = ByteSize(host.DefaultMemoryPages) * memoryPage
 	DefaultTimeout         = Duration(host.DefaultTimeout)
 	DefaultFuel            = Fuel(host.DefaultFuel)
@@ -89,17 +87,29 @@ func applyDefaults(m *Manifest) {
 			stepDefaults(&p.Steps[k])
 		}
 	}
-	if t := m.Tracing; t != nil {
-		if t.Exporter == "" {
-			t.Exporter = DefaultExporter
+	if t := m.Telemetry; t != nil {
+		telemetryDefaults(t)
+	}
+}
+
+// telemetryDefaults sets the traces' queue size, and nothing else: the
+// OTEL_* variables decide what the manifest leaves out. Empty mappings
+// become nil, which they are as good as, so that a manifest written back
+// out (without them) reads the same.
+func telemetryDefaults(t *Telemetry) {
+	if len(t.Resource) == 0 {
+		t.Resource = nil
+	}
+	if tr := t.Traces; tr != nil {
+		if tr.QueueSize == 0 {
+			tr.QueueSize = DefaultQueueSize
 		}
-		if t.SampleRatio == nil {
-			r := DefaultSampleRatio
-			t.SampleRatio = &r
+		if len(tr.Headers) == 0 {
+			tr.Headers = nil
 		}
-		if t.ServiceName == "" {
-			t.ServiceName = DefaultServiceName
-		}
+	}
+	if m := t.Metrics; m != nil && len(m.Headers) == 0 {
+		m.Headers = nil
 	}
 }
 

@@ -45,8 +45,28 @@ pipelines:
           late: d
     to: [out]
     batch: {max_events: 10, max_wait: ${SET:-5ms}}
-tracing: {exporter: otlp-http, sample_ratio: 0.25}
+telemetry: {traces: {exporter: otlp-http, sample_ratio: 0.25}}
 `,
+	`apiVersion: aegis/v1
+sources: {gen: {type: generator}}
+sinks: {out: {type: stdout}}
+pipelines: [{name: p, from: gen, to: [out]}]
+telemetry:
+  service_name: shop
+  resource: {deployment.environment: prod, "": x}
+  traces:
+    exporter: otlp-grpc
+    endpoint: https://collector:4317
+    headers: {authorization: Bearer t, "bad name": v}
+    sample_ratio: 0
+    queue_size: 4096
+  metrics:
+    endpoint: http://[::1]:4318/v1/metrics
+    headers: {}
+    interval: ${SET:-15s}
+    prometheus: ":9464"
+`,
+	"apiVersion: aegis/v1\npipelines: [{name: p, from: gen, to: [out]}]\ntelemetry: {resource: {}, traces: {}, metrics: {exporter: stdout, prometheus: \"http://x:1\"}}\ntracing: {}\n",
 	"apiVersion: aegis/v1\npipelines: [{name: p, from: ${UNSET}, to: $$x}]\n",
 	`apiVersion: aegis/v1
 sources: {gen: {type: generator}}

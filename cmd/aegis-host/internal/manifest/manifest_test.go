@@ -163,11 +163,21 @@ pipelines:
   - name: console
     from: console-in
     to: [orders]
-tracing:
-  exporter: otlp-grpc
-  endpoint: localhost:4317
-  sample_ratio: 0.5
+telemetry:
   service_name: shop
+  resource: {deployment.environment: prod, service.version: "1.2.3"}
+  traces:
+    exporter: otlp-grpc
+    endpoint: http://localhost:4317
+    headers: {authorization: Bearer abc, X-Tenant: shop}
+    sample_ratio: 0.5
+    queue_size: 4096
+  metrics:
+    exporter: otlp-http
+    endpoint: https://collector.example.com:4318
+    headers: {api-key: secret}
+    interval: 30s
+    prometheus: 127.0.0.1:9464
 `
 
 // validManifests are manifests that load (in a fixture directory, with
@@ -218,6 +228,14 @@ pipelines:
 	"json": `{"apiVersion": "aegis/v1", "sources": {"gen": {"type": "generator", "count": 5}},
  "sinks": {"out": {"type": "stdout"}},
  "pipelines": [{"name": "p", "from": "gen", "to": ["out"], "steps": [{"name": "w", "plugin": "plugins/enrich.wasm", "sha256": "@ENRICH_SHA@", "limits": {"fuel": 250000}}]}]}
+`,
+	"telemetry, the rest from the environment": `apiVersion: aegis/v1
+sources: {gen: {type: generator}}
+sinks: {out: {type: stdout}}
+pipelines: [{name: p, from: gen, to: [out]}]
+telemetry:
+  traces: {endpoint: "https://otel.example.com", headers: {X-Scope-OrgID: team-a}, sample_ratio: 0}
+  metrics: {interval: 100ms, prometheus: ":9464"}
 `,
 	"fan out and in": `apiVersion: aegis/v1
 channels: {a: null, b: {}, c: {}}
@@ -298,7 +316,16 @@ func TestLoadFull(t *testing.T) {
 	check("wasm-agg.kind", wasmAgg.Kind, "aggregate")
 	check("per-type.window", m.Pipelines[1].Steps[0].Aggregate.Window,
 		manifest.Window{Type: "sliding", Size: manifest.Duration(10 * time.Second), Every: manifest.Duration(5 * time.Second)})
-	check("tracing.sample_ratio", *m.Tracing.SampleRatio, 0.5)
+	check("telemetry", *m.Telemetry, manifest.Telemetry{
+		ServiceName: "shop",
+		Resource:    map[string]string{"deployment.environment": "prod", "service.version": "1.2.3"},
+		Traces: &manifest.Traces{Exporter: "otlp-grpc", Endpoint: "http://localhost:4317",
+			Headers:     map[string]string{"authorization": "Bearer abc", "X-Tenant": "shop"},
+			SampleRatio: new(0.5), QueueSize: 4096},
+		Metrics: &manifest.Metrics{Exporter: "otlp-http", Endpoint: "https://collector.example.com:4318",
+			Headers:  map[string]string{"api-key": "secret"},
+			Interval: manifest.Duration(30 * time.Second), Prometheus: "127.0.0.1:9464"},
+	})
 }
 
 func TestLoadMissingFile(t *testing.T) {
@@ -379,7 +406,7 @@ pipelines:
     to: [c]
   - {name: q, from: f, to: [d]}
   - {name: r, from: in, to: [out, file, drop]}
-tracing: {}
+telemetry: {traces: {}, metrics: {}}
 `, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -416,15 +443,97 @@ tracing: {}
 	check("agg workers", steps[3].Workers, 1)
 	check("wagg kind", steps[4].Kind, "aggregate")
 	check("wagg emit_type", steps[4].Aggregate.EmitType, "")
-	check("tracing", *m.Tracing, manifest.Tracing{Exporter: "none", SampleRatio: new(1.0), ServiceName: "aegis-host"})
+	// Only the queue size: the OTEL_* variables decide the rest.
+	check("telemetry", *m.Telemetry, manifest.Telemetry{Traces: &manifest.Traces{QueueSize: 2048}, Metrics: &manifest.Metrics{}})
 
 	m, err = parse(t, dir, validManifests["minimal"], nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Tracing != nil {
-		t.Errorf("tracing = %+v, want nil when the manifest has none", m.Tracing)
+	if m.Telemetry != nil {
+		t.Errorf("telemetry = %+v, want nil when the manifest has none", m.Telemetry)
 	}
+}
+
+// TestTelemetry checks what Load makes of telemetry blocks, and that each
+// reads back the same when written out (as YAML and as JSON).
+func TestTelemetry(t *testing.T) {
+	dir, _ := fixture(t)
+	for _, tc := range []struct {
+		name, text string
+		want       *manifest.Telemetry
+	}{
+		{"none", "", nil},
+		{"null", "telemetry:\n", nil},
+		{"empty", "telemetry: {}\n", &manifest.Telemetry{}},
+		{"traces null", "telemetry: {traces: null, metrics: null}\n", &manifest.Telemetry{}},
+		{"traces empty", "telemetry: {traces: {}}\n", &manifest.Telemetry{Traces: &manifest.Traces{QueueSize: 2048}}},
+		{"empty mappings", "telemetry: {resource: {}, traces: {headers: {}}, metrics: {headers: {}}}\n",
+			&manifest.Telemetry{Traces: &manifest.Traces{QueueSize: 2048}, Metrics: &manifest.Metrics{}}},
+		{"sample_ratio 0", "telemetry: {traces: {sample_ratio: 0}}\n",
+			&manifest.Telemetry{Traces: &manifest.Traces{SampleRatio: new(0.0), QueueSize: 2048}}},
+		{"sample_ratio 1", "telemetry: {traces: {sample_ratio: 1}}\n",
+			&manifest.Telemetry{Traces: &manifest.Traces{SampleRatio: new(1.0), QueueSize: 2048}}},
+		{"queue_size bounds", "telemetry: {traces: {queue_size: 1}}\n",
+			&manifest.Telemetry{Traces: &manifest.Traces{QueueSize: 1}}},
+		{"queue_size most", "telemetry: {traces: {queue_size: 1000000}}\n",
+			&manifest.Telemetry{Traces: &manifest.Traces{QueueSize: 1_000_000}}},
+		{"endpoint without exporter", "telemetry: {traces: {endpoint: \"http://collector:4317\", headers: {a: b}}}\n",
+			&manifest.Telemetry{Traces: &manifest.Traces{Endpoint: "http://collector:4317", Headers: map[string]string{"a": "b"}, QueueSize: 2048}}},
+		{"endpoint with a path", "telemetry: {metrics: {exporter: otlp-http, endpoint: \"https://otel.example.com/v1/metrics\"}}\n",
+			&manifest.Telemetry{Metrics: &manifest.Metrics{Exporter: "otlp-http", Endpoint: "https://otel.example.com/v1/metrics"}}},
+		{"endpoint IPv6", "telemetry: {traces: {exporter: otlp-grpc, endpoint: \"http://[::1]:4317\"}}\n",
+			&manifest.Telemetry{Traces: &manifest.Traces{Exporter: "otlp-grpc", Endpoint: "http://[::1]:4317", QueueSize: 2048}}},
+		{"exporters without endpoints", "telemetry: {traces: {exporter: stdout}, metrics: {exporter: none}}\n",
+			&manifest.Telemetry{Traces: &manifest.Traces{Exporter: "stdout", QueueSize: 2048}, Metrics: &manifest.Metrics{Exporter: "none"}}},
+		{"header names", "telemetry: {traces: {headers: {\"x-a.b_c~1!#$%&'*+^`|\": \"Basic dTpw==; q=\\\"1\\\"\"}}}\n",
+			&manifest.Telemetry{Traces: &manifest.Traces{Headers: map[string]string{"x-a.b_c~1!#$%&'*+^`|": `Basic dTpw==; q="1"`}, QueueSize: 2048}}},
+		{"interval at least", "telemetry: {metrics: {interval: 100ms}}\n",
+			&manifest.Telemetry{Metrics: &manifest.Metrics{Interval: manifest.Duration(100 * time.Millisecond)}}},
+		{"prometheus every interface", "telemetry: {metrics: {prometheus: \":9464\"}}\n",
+			&manifest.Telemetry{Metrics: &manifest.Metrics{Prometheus: ":9464"}}},
+		{"prometheus any port", "telemetry: {metrics: {prometheus: \"localhost:0\"}}\n",
+			&manifest.Telemetry{Metrics: &manifest.Metrics{Prometheus: "localhost:0"}}},
+		{"prometheus IPv6", "telemetry: {metrics: {prometheus: \"[::1]:65535\"}}\n",
+			&manifest.Telemetry{Metrics: &manifest.Metrics{Prometheus: "[::1]:65535"}}},
+		{"service name and resource", "telemetry: {service_name: shop, resource: {team: payments}}\n",
+			&manifest.Telemetry{ServiceName: "shop", Resource: map[string]string{"team": "payments"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := parse(t, dir, validManifests["minimal"]+tc.text, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(m.Telemetry, tc.want) {
+				t.Errorf("telemetry = %s, want %s", dump(m.Telemetry), dump(tc.want))
+			}
+			for _, enc := range []struct {
+				name    string
+				marshal func(any) ([]byte, error)
+			}{{"yaml", yaml.Marshal}, {"json", json.Marshal}} {
+				out, err := enc.marshal(m)
+				if err != nil {
+					t.Fatalf("%s: %v", enc.name, err)
+				}
+				m2, err := parse(t, dir, string(out), nil)
+				if err != nil {
+					t.Fatalf("%s: reading back:\n%v\n%s", enc.name, err, out)
+				}
+				if !reflect.DeepEqual(m, m2) {
+					t.Errorf("%s: read back differs: telemetry %s, want %s\n%s", enc.name, dump(m2.Telemetry), dump(m.Telemetry), out)
+				}
+			}
+		})
+	}
+}
+
+// dump renders a value for test messages, pointers followed.
+func dump(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
 }
 
 // TestFuel checks the forms limits.fuel takes, and its default.

@@ -16,6 +16,13 @@
 // format), and a loaded manifest written back out loads again to the same
 // value. Paths stay as written; [Manifest.Resolve] resolves them.
 //
+// The exception is [Telemetry]: what it leaves unset stays unset (its
+// exporters, endpoints, sampling ratio, service name and metric
+// interval), because then the standard OTEL_* environment variables
+// decide, which Load does not read; only the traces' queue size gets its
+// default. The fields' documentation says which variables apply, and
+// what holds when they are not set either.
+//
 // Schema returns a JSON Schema of the format, for editors.
 package manifest
 
@@ -35,9 +42,10 @@ type Manifest struct {
 	// Pipelines say what runs: from a source or channel, through steps, to
 	// sinks and channels.
 	Pipelines []Pipeline `yaml:"pipelines" json:"pipelines"`
-	// Tracing configures OpenTelemetry tracing. Nil when the manifest
-	// has no tracing block (the standard OTEL_* variables may apply).
-	Tracing *Tracing `yaml:"tracing,omitempty" json:"tracing,omitempty"`
+	// Telemetry configures OpenTelemetry traces and metrics. Nil when
+	// the manifest has no telemetry block (the standard OTEL_* variables
+	// may apply).
+	Telemetry *Telemetry `yaml:"telemetry,omitempty" json:"telemetry,omitempty"`
 
 	// File is the path the manifest was read from (not part of the YAML).
 	File string `yaml:"-" json:"-"`
@@ -317,14 +325,75 @@ type ErrorPolicy struct {
 	Then string `yaml:"then,omitempty" json:"then,omitempty"`
 }
 
-// Tracing configures OpenTelemetry tracing.
-type Tracing struct {
-	// Exporter: none (default), stdout, otlp-grpc or otlp-http.
-	Exporter string `yaml:"exporter,omitempty" json:"exporter,omitempty"`
-	// Endpoint of the OTLP collector (otlp-grpc and otlp-http only).
-	Endpoint string `yaml:"endpoint,omitempty" json:"endpoint,omitempty"`
-	// SampleRatio is the parent-based sampling ratio (default 1).
-	SampleRatio *float64 `yaml:"sample_ratio,omitempty" json:"sample_ratio,omitempty"`
-	// ServiceName is the resource's service.name (default aegis-host).
+// Telemetry configures OpenTelemetry: traces and metrics, and the
+// resource they describe. Load sets Traces.QueueSize only: what else the
+// manifest leaves out stays unset, and the standard OTEL_* environment
+// variables decide it.
+type Telemetry struct {
+	// ServiceName is the resource's service.name; "" (unset) means
+	// OTEL_SERVICE_NAME, else "aegis-host". It wins over a service.name
+	// in Resource.
 	ServiceName string `yaml:"service_name,omitempty" json:"service_name,omitempty"`
+	// Resource adds resource attributes, over those of
+	// OTEL_RESOURCE_ATTRIBUTES.
+	Resource map[string]string `yaml:"resource,omitempty" json:"resource,omitempty"`
+	// Traces configures trace export (nil: the OTEL_* variables decide
+	// alone).
+	Traces *Traces `yaml:"traces,omitempty" json:"traces,omitempty"`
+	// Metrics configures metric export (nil: the OTEL_* variables decide
+	// alone).
+	Metrics *Metrics `yaml:"metrics,omitempty" json:"metrics,omitempty"`
+}
+
+// Traces configures trace export.
+type Traces struct {
+	// Exporter: none, stdout, otlp-grpc or otlp-http. Unset: the standard
+	// variables decide (OTEL_TRACES_EXPORTER, and
+	// OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT and
+	// OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL), none when they say nothing.
+	Exporter string `yaml:"exporter,omitempty" json:"exporter,omitempty"`
+	// Endpoint is the collector's URL (http:// for plaintext, https:// for
+	// TLS), for the otlp exporters; for otlp-http a URL without a path is
+	// the collector's base URL, to which /v1/traces is added. Unset:
+	// OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT, else the exporter's default
+	// (localhost:4317 for otlp-grpc, localhost:4318 for otlp-http).
+	Endpoint string `yaml:"endpoint,omitempty" json:"endpoint,omitempty"`
+	// Headers are sent with every export (otlp exporters); when set, they
+	// replace those of OTEL_EXPORTER_OTLP_[TRACES_]HEADERS.
+	Headers map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
+	// SampleRatio is the parent-based sampling ratio, 0 to 1. Nil:
+	// OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG, else 1 (every
+	// trace).
+	SampleRatio *float64 `yaml:"sample_ratio,omitempty" json:"sample_ratio,omitempty"`
+	// QueueSize is how many finished spans may wait for export (default
+	// 2048, which Load sets); when the queue is full new spans are dropped
+	// and counted, never waited for.
+	QueueSize int `yaml:"queue_size,omitempty" json:"queue_size,omitempty"`
+}
+
+// Metrics configures metric export.
+type Metrics struct {
+	// Exporter: none, stdout, otlp-grpc or otlp-http. Unset: the standard
+	// variables decide (OTEL_METRICS_EXPORTER, and
+	// OTEL_EXPORTER_OTLP_[METRICS_]ENDPOINT and
+	// OTEL_EXPORTER_OTLP_[METRICS_]PROTOCOL), none when they say nothing;
+	// OTEL_METRICS_EXPORTER=prometheus is a Prometheus listener alone (see
+	// Prometheus).
+	Exporter string `yaml:"exporter,omitempty" json:"exporter,omitempty"`
+	// Endpoint is the collector's URL, as [Traces.Endpoint] (with
+	// /v1/metrics); unset: OTEL_EXPORTER_OTLP_[METRICS_]ENDPOINT, else the
+	// exporter's default.
+	Endpoint string `yaml:"endpoint,omitempty" json:"endpoint,omitempty"`
+	// Headers are sent with every export (otlp exporters); when set, they
+	// replace those of OTEL_EXPORTER_OTLP_[METRICS_]HEADERS.
+	Headers map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
+	// Interval is the time between exports (push exporters), at least
+	// 100ms; unset: OTEL_METRIC_EXPORT_INTERVAL, else 10s.
+	Interval Duration `yaml:"interval,omitempty" json:"interval,omitempty"`
+	// Prometheus is the address (host:port) of an HTTP listener serving
+	// the metrics at /metrics for Prometheus to scrape; unset: no
+	// listener, unless Exporter is unset and OTEL_METRICS_EXPORTER is
+	// prometheus (then OTEL_EXPORTER_PROMETHEUS_HOST, else localhost, and
+	// OTEL_EXPORTER_PROMETHEUS_PORT, else 9464).
+	Prometheus string `yaml:"prometheus,omitempty" json:"prometheus,omitempty"`
 }

@@ -9,6 +9,8 @@ import (
 	"io"
 	"io/fs"
 	"math"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -29,6 +31,8 @@ const (
 	memoryPage      = 64 * KiB
 	maxOutput       = 1 * GiB
 	maxAggFunctions = 255
+	maxQueueSize    = 1_000_000
+	minInterval     = Duration(100 * time.Millisecond) // telemetry.metrics.interval
 )
 
 // The enumerations of the manifest.
@@ -96,7 +100,7 @@ func validate(m *Manifest, d *doc) Errors {
 	v.sinks()
 	v.pipelines()
 	v.cycles()
-	v.tracing()
+	v.telemetry()
 	v.errs.sort()
 	return v.errs
 }
@@ -1090,19 +1094,121 @@ func (v *validator) cycles() {
 	}
 }
 
-func (v *validator) tracing() {
-	t := v.m.Tracing
+func (v *validator) telemetry() {
+	t := v.m.Telemetry
 	if t == nil {
 		return
 	}
-	v.oneOf("tracing.exporter", t.Exporter, exporters)
-	if v.d.has("tracing.endpoint") && !strings.HasPrefix(t.Exporter, "otlp-") {
-		v.errf("tracing.endpoint", "endpoint applies to the otlp-grpc and otlp-http exporters")
+	if v.d.has("telemetry.service_name") && t.ServiceName == "" {
+		v.errf("telemetry.service_name", "cannot be empty")
 	}
-	if r := t.SampleRatio; r != nil && !(*r >= 0 && *r <= 1) {
-		v.errf("tracing.sample_ratio", "must be between 0 and 1, got %s", strconv.FormatFloat(*r, 'g', -1, 64))
+	for _, k := range sortedKeys(t.Resource) {
+		if k == "" {
+			v.keyErrf(entryPath("telemetry.resource", k), "an attribute name cannot be empty")
+		}
 	}
-	if v.d.has("tracing.service_name") && t.ServiceName == "" {
-		v.errf("tracing.service_name", "cannot be empty")
+	if tr := t.Traces; tr != nil {
+		const p = "telemetry.traces"
+		v.exporter(p, tr.Exporter, tr.Endpoint, tr.Headers)
+		if r := tr.SampleRatio; r != nil && !(*r >= 0 && *r <= 1) {
+			v.errf(p+".sample_ratio", "must be between 0 and 1, got %s", strconv.FormatFloat(*r, 'g', -1, 64))
+		}
+		if v.d.has(p+".queue_size") && (tr.QueueSize < 1 || tr.QueueSize > maxQueueSize) {
+			v.errf(p+".queue_size", "must be between 1 and %d, got %d", maxQueueSize, tr.QueueSize)
+		}
 	}
+	if m := t.Metrics; m != nil {
+		const p = "telemetry.metrics"
+		v.exporter(p, m.Exporter, m.Endpoint, m.Headers)
+		if v.d.has(p+".interval") && m.Interval < minInterval {
+			v.errf(p+".interval", "must be at least %v, got %v", minInterval, m.Interval)
+		}
+		if v.d.has(p + ".prometheus") {
+			if msg := checkListenAddr(m.Prometheus); msg != "" {
+				v.errf(p+".prometheus", "%s", msg)
+			}
+		}
+	}
+}
+
+// exporter checks the exporter of telemetry.traces or telemetry.metrics
+// (at p), and the endpoint and headers that go with the otlp ones.
+func (v *validator) exporter(p, exporter, endpoint string, headers map[string]string) {
+	if !v.oneOf(p+".exporter", exporter, exporters) {
+		return
+	}
+	if exporter == "none" || exporter == "stdout" {
+		// Unset is fine: the OTEL_* variables may choose an otlp exporter.
+		v.notFor(p, []string{"endpoint", "headers"}, "applies to the otlp-grpc and otlp-http exporters")
+		return
+	}
+	if v.d.has(p + ".endpoint") {
+		if msg := checkEndpoint(endpoint, exporter); msg != "" {
+			v.errf(p+".endpoint", "%s", msg)
+		}
+	}
+	for _, k := range sortedKeys(headers) {
+		hp := entryPath(p+".headers", k)
+		switch {
+		case k == "":
+			v.keyErrf(hp, "a header name cannot be empty")
+		case !isToken(k):
+			v.keyErrf(hp, "%q is not a valid HTTP header name: it may hold only letters, digits and !#$%%&'*+-.^_`|~", k)
+		}
+		if strings.ContainsAny(headers[k], "\r\n") {
+			v.errf(hp, "a header value cannot hold a line break")
+		}
+	}
+}
+
+// checkEndpoint says what is wrong with the URL of an OTLP collector, if
+// anything.
+func checkEndpoint(s, exporter string) string {
+	example := "http://localhost:4317"
+	if exporter == "otlp-http" {
+		example = "http://localhost:4318"
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Hostname() == "" {
+		return fmt.Sprintf("must be a URL such as %s (http:// for plaintext, https:// for TLS), got %q", example, s)
+	}
+	if port := u.Port(); port != "" && !isPort(port) {
+		return fmt.Sprintf("port %s is out of range: a port is 0 to 65535", port)
+	}
+	return ""
+}
+
+// checkListenAddr says what is wrong with the host:port a listener is to
+// listen on, if anything.
+func checkListenAddr(s string) string {
+	const want = "host:port, such as 127.0.0.1:9464 or :9464 (every interface)"
+	if strings.Contains(s, "://") {
+		return "is a URL; give " + want
+	}
+	host, port, err := net.SplitHostPort(s)
+	switch {
+	case err != nil || strings.ContainsAny(host, "/?#@ \t"):
+		return fmt.Sprintf("must be %s, got %q", want, s)
+	case !isPort(port):
+		return fmt.Sprintf("port %q is not a number from 0 to 65535", port)
+	}
+	return ""
+}
+
+// isPort reports whether s is a port number, 0 to 65535.
+func isPort(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 16)
+	return err == nil
+}
+
+// isToken reports whether s is an HTTP token (RFC 9110), as header names
+// are.
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return s != ""
 }
