@@ -520,3 +520,35 @@ func TestRunTracedExample(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestRunTelemetryVariablesRefused: a standard variable with a value
+// aegis-host cannot honour stops run and validate before anything starts,
+// with an error that names the manifest and the variable.
+func TestRunTelemetryVariablesRefused(t *testing.T) {
+	dir := t.TempDir()
+	manifest := writeFile(t, dir, "m.yaml", `apiVersion: aegis/v1
+sources:
+  gen: {type: generator, count: 1}
+sinks:
+  out: {type: drop}
+pipelines:
+  - {name: p, from: gen, to: [out]}
+`)
+	for _, tt := range []struct{ name, key, value, want string }{
+		{"exporter", "OTEL_TRACES_EXPORTER", "zipkin", `OTEL_TRACES_EXPORTER="zipkin": want otlp, console or none (telemetry.traces.exporter is not set)`},
+		{"protocol", "OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", `OTEL_EXPORTER_OTLP_PROTOCOL="http/json": want grpc or http/protobuf`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(tt.key, tt.value)
+			if tt.key == "OTEL_EXPORTER_OTLP_PROTOCOL" {
+				t.Setenv("OTEL_METRICS_EXPORTER", "otlp")
+			}
+			for _, cmd := range []string{"run", "validate"} {
+				code, _, stderr := runCLI(t, cmd, "-f", manifest)
+				if code == exitOK || !strings.Contains(stderr, manifest+": ") || !strings.Contains(stderr, tt.want) {
+					t.Errorf("%s: exit code %d, stderr:\n%s\nwant an error with %q", cmd, code, stderr, tt.want)
+				}
+			}
+		})
+	}
+}
