@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -179,21 +179,22 @@ func attrOf(as []otlpAttr, key string) (string, bool) {
 	return "", false
 }
 
+// outputLines reads the lines of one of the collector's files so far;
+// none when it has written nothing yet.
+func outputLines(t *testing.T, path string) [][]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return bytes.Split(b, []byte("\n"))
+}
+
 // spansOf reads the spans of one service from the collector's output.
 func (c *collector) spansOf(t *testing.T, service string) []otlpSpan {
 	t.Helper()
-	f, err := os.Open(c.traces)
-	if err != nil {
-		if os.IsNotExist(err) {
-			return nil
-		}
-		t.Fatal(err)
-	}
-	defer f.Close()
 	var spans []otlpSpan
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 64<<20)
-	for sc.Scan() {
+	for _, line := range outputLines(t, c.traces) {
 		var req struct {
 			ResourceSpans []struct {
 				Resource struct {
@@ -204,7 +205,7 @@ func (c *collector) spansOf(t *testing.T, service string) []otlpSpan {
 				} `json:"scopeSpans"`
 			} `json:"resourceSpans"`
 		}
-		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
+		if err := json.Unmarshal(line, &req); err != nil {
 			continue // a line being written
 		}
 		for _, rs := range req.ResourceSpans {
@@ -226,12 +227,8 @@ func (c *collector) spansOf(t *testing.T, service string) []otlpSpan {
 // metricNames reads the names of the metrics one service sent.
 func (c *collector) metricNames(t *testing.T, service string) map[string]bool {
 	t.Helper()
-	b, err := os.ReadFile(c.metric)
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
 	names := map[string]bool{}
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range outputLines(t, c.metric) {
 		var req struct {
 			ResourceMetrics []struct {
 				Resource struct {
@@ -244,7 +241,7 @@ func (c *collector) metricNames(t *testing.T, service string) map[string]bool {
 				} `json:"scopeMetrics"`
 			} `json:"resourceMetrics"`
 		}
-		if json.Unmarshal([]byte(line), &req) != nil {
+		if json.Unmarshal(line, &req) != nil {
 			continue
 		}
 		for _, rm := range req.ResourceMetrics {

@@ -287,23 +287,9 @@ func traceExporter(ctx context.Context, kind string, t *manifest.Traces, stdout 
 	case Stdout:
 		return stdouttrace.New(stdouttrace.WithWriter(stdout))
 	case OTLPGRPC:
-		var o []otlptracegrpc.Option
-		if t.Endpoint != "" {
-			o = append(o, otlptracegrpc.WithEndpointURL(t.Endpoint))
-		}
-		if len(t.Headers) > 0 {
-			o = append(o, otlptracegrpc.WithHeaders(t.Headers))
-		}
-		return otlptracegrpc.New(ctx, o...)
+		return otlptracegrpc.New(ctx, otlpOptions(t.Endpoint, t.Headers, otlptracegrpc.WithEndpointURL, otlptracegrpc.WithHeaders)...)
 	case OTLPHTTP:
-		var o []otlptracehttp.Option
-		if t.Endpoint != "" {
-			o = append(o, otlptracehttp.WithEndpointURL(signalURL(t.Endpoint, "/v1/traces")))
-		}
-		if len(t.Headers) > 0 {
-			o = append(o, otlptracehttp.WithHeaders(t.Headers))
-		}
-		return otlptracehttp.New(ctx, o...)
+		return otlptracehttp.New(ctx, otlpOptions(signalURL(t.Endpoint, "/v1/traces"), t.Headers, otlptracehttp.WithEndpointURL, otlptracehttp.WithHeaders)...)
 	}
 	return nil, fmt.Errorf("unknown exporter %q", kind)
 }
@@ -313,31 +299,33 @@ func metricExporter(ctx context.Context, kind string, m *manifest.Metrics, stdou
 	case Stdout:
 		return stdoutmetric.New(stdoutmetric.WithWriter(stdout))
 	case OTLPGRPC:
-		var o []otlpmetricgrpc.Option
-		if m.Endpoint != "" {
-			o = append(o, otlpmetricgrpc.WithEndpointURL(m.Endpoint))
-		}
-		if len(m.Headers) > 0 {
-			o = append(o, otlpmetricgrpc.WithHeaders(m.Headers))
-		}
-		return otlpmetricgrpc.New(ctx, o...)
+		return otlpmetricgrpc.New(ctx, otlpOptions(m.Endpoint, m.Headers, otlpmetricgrpc.WithEndpointURL, otlpmetricgrpc.WithHeaders)...)
 	case OTLPHTTP:
-		var o []otlpmetrichttp.Option
-		if m.Endpoint != "" {
-			o = append(o, otlpmetrichttp.WithEndpointURL(signalURL(m.Endpoint, "/v1/metrics")))
-		}
-		if len(m.Headers) > 0 {
-			o = append(o, otlpmetrichttp.WithHeaders(m.Headers))
-		}
-		return otlpmetrichttp.New(ctx, o...)
+		return otlpmetrichttp.New(ctx, otlpOptions(signalURL(m.Endpoint, "/v1/metrics"), m.Headers, otlpmetrichttp.WithEndpointURL, otlpmetrichttp.WithHeaders)...)
 	}
 	return nil, fmt.Errorf("unknown exporter %q", kind)
+}
+
+// otlpOptions are an OTLP exporter's options for the manifest's endpoint
+// and headers; without them, the exporter reads its variables.
+func otlpOptions[O any](endpoint string, headers map[string]string, withURL func(string) O, withHeaders func(map[string]string) O) []O {
+	var o []O
+	if endpoint != "" {
+		o = append(o, withURL(endpoint))
+	}
+	if len(headers) > 0 {
+		o = append(o, withHeaders(headers))
+	}
+	return o
 }
 
 // signalURL is the URL an OTLP/HTTP exporter posts a signal to: the
 // manifest's endpoint is the collector's base URL, as
 // OTEL_EXPORTER_OTLP_ENDPOINT is, unless it already names a path.
 func signalURL(endpoint, path string) string {
+	if endpoint == "" {
+		return ""
+	}
 	base := strings.TrimRight(endpoint, "/")
 	if i := strings.Index(base, "://"); i >= 0 && strings.Contains(base[i+3:], "/") {
 		return endpoint
