@@ -961,3 +961,60 @@ func TestPipelineTraceHammer(t *testing.T) {
 		t.Errorf("%d spans, want %d", len(spans), want)
 	}
 }
+
+// FuzzTraceContext feeds arbitrary trace context to a traced pipeline: no
+// input makes it fail, every span it starts ends, and every event written
+// carries either the trace context it brought, untouched, or the pass's.
+func FuzzTraceContext(f *testing.F) {
+	valid := "00-4bf92f3577b34da6a3ce929e0e4736aa-00f067aa0ba902b7-01"
+	f.Add(valid, valid, "vendor=1")
+	f.Add(valid, "", "")
+	f.Add("00-4bf92f3577b34da6a3ce929e0e4736aa-00f067aa0ba902b7-00", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "a=1,b=2")
+	f.Add("ff-4bf92f3577b34da6a3ce929e0e4736aa-00f067aa0ba902b7-01", "00-00000000000000000000000000000000-0000000000000000-01", "=")
+	f.Add("garbage", "garbage", "\x00")
+	f.Fuzz(func(t *testing.T, tp1, tp2, ts string) {
+		metas := []map[string]string{
+			{engine.MetaTraceParent: tp1, engine.MetaTraceState: ts},
+			{engine.MetaTraceParent: tp2},
+			nil,
+			{engine.MetaTraceParent: tp1, "k": "v"},
+		}
+		var in []engine.Event
+		for i, m := range metas {
+			e := plEvent(int64(i))
+			e.Metadata = maps.Clone(m)
+			in = append(in, e)
+		}
+		o := otNew(t)
+		sink := newPLSink()
+		p := plNew(t, engine.PipelineConfig{Source: &plSliceSource{events: slices.Clone(in)}, Sinks: []engine.Sink{sink},
+			Stages: []engine.Stage{{Name: "same", Kind: "map", Step: engine.MapStep{Map: func(e *engine.Event, out []engine.Event) ([]engine.Event, error) {
+				return append(out, *e), nil
+			}}}},
+			MaxBatch: len(in), Tracer: o.tracer})
+		if err := plRun(t, context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+		spans := o.spans(t)
+		passes := otNamed(spans, "aegis.pipeline test")
+		if len(passes) != 1 {
+			t.Fatalf("%d passes, want 1", len(passes))
+		}
+		own := passes[0].SpanContext()
+		out := sink.Events()
+		if len(out) != len(in) {
+			t.Fatalf("%d events out of %d", len(out), len(in))
+		}
+		for i, e := range out {
+			brought := in[i].Metadata[engine.MetaTraceParent]
+			got := e.Metadata[engine.MetaTraceParent]
+			if got == brought && brought != "" {
+				continue
+			}
+			sc := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier(e.Metadata)))
+			if sc.SpanID() != own.SpanID() || sc.TraceID() != own.TraceID() {
+				t.Errorf("event %d brought %q and left with %q: neither its own nor the pass's %s", i, brought, got, own.SpanID())
+			}
+		}
+	})
+}
