@@ -74,37 +74,91 @@ func Bytes(tb testing.TB, name string) []byte {
 	return b
 }
 
-func build(root, name string) (string, error) {
-	wat := strings.HasPrefix(name, "wat/")
-	var sources []string
-	var tool string
-	if wat {
-		sources = []string{filepath.Join(root, "testplugins", name+".wat")}
-		v, err := exec.Command("wat2wasm", "--version").Output()
-		if err != nil {
-			return "", fmt.Errorf("wat2wasm (Debian package wabt, installed by `go tool task deps`): %w", err)
-		}
-		tool = string(v)
-	} else {
-		// A Go plugin depends on its own directory, the SDK and the ABI
-		// (test plugins import nothing else of the module).
-		for _, d := range []string{filepath.Join("testplugins", name), "sdk", "abi"} {
-			files, err := goFiles(filepath.Join(root, d))
+// A builder builds the test plugins of one language: those whose name
+// starts with its prefix and a slash ("wat/orders_filter").
+type builder struct {
+	// sources lists the files the module is built from: the plugin's and
+	// its SDK's.
+	sources func(root, name string) ([]string, error)
+	// tool names the tools and their versions, and what else changes
+	// their output; an error says how to install them.
+	tool func() (string, error)
+	// build writes the module of the plugin to out.
+	build func(root, name, out string) error
+}
+
+// builders by the prefix of a plugin's name; "" is Go with the SDK, for
+// names with no known prefix.
+var builders = map[string]builder{
+	"": {sources: goSources, tool: goTool, build: func(root, name, out string) error {
+		return gobuild.Build(context.Background(), filepath.Join(root, "testplugins", name), out)
+	}},
+	"wat": {
+		sources: func(root, name string) ([]string, error) {
+			return []string{filepath.Join(root, "testplugins", name+".wat")}, nil
+		},
+		tool: func() (string, error) {
+			v, err := exec.Command("wat2wasm", "--version").Output()
 			if err != nil {
-				return "", err
+				return "", fmt.Errorf("wat2wasm (Debian package wabt, installed by `go tool task deps`): %w", err)
 			}
-			sources = append(sources, files...)
+			return "wat2wasm " + string(v), nil
+		},
+		build: func(root, name, out string) error {
+			cmd := exec.Command("wat2wasm", "-o", out, filepath.Join(root, "testplugins", name+".wat"))
+			if msg, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("wat2wasm: %w\n%s", err, msg)
+			}
+			return nil
+		},
+	},
+}
+
+func builderOf(name string) builder {
+	if i := strings.IndexByte(name, '/'); i > 0 {
+		if b, ok := builders[name[:i]]; ok {
+			return b
 		}
-		sources = append(sources, filepath.Join(root, "go.mod"))
-		tool = runtime.Version()
+	}
+	return builders[""]
+}
+
+// goSources: a Go plugin depends on its own directory, the SDK and the ABI
+// (test plugins import nothing else of the module), and go.mod.
+func goSources(root, name string) ([]string, error) {
+	var sources []string
+	for _, d := range []string{filepath.Join("testplugins", name), "sdk", "abi"} {
+		files, err := goFiles(filepath.Join(root, d))
+		if err != nil {
+			return nil, err
+		}
+		sources = append(sources, files...)
+	}
+	return append(sources, filepath.Join(root, "go.mod")), nil
+}
+
+func goTool() (string, error) {
+	h := fmt.Sprintf("%s\n%q\n", runtime.Version(), gobuild.Flags)
+	for _, env := range []string{"GOFLAGS", "GOEXPERIMENT", "GOWASM", "GOTOOLCHAIN"} {
+		h += fmt.Sprintf("%s=%s\n", env, os.Getenv(env))
+	}
+	return h, nil
+}
+
+func build(root, name string) (string, error) {
+	b := builderOf(name)
+	tool, err := b.tool()
+	if err != nil {
+		return "", err
+	}
+	sources, err := b.sources(root, name)
+	if err != nil {
+		return "", err
 	}
 	// The key: the plugin, the tools and what changes their output, and
 	// every source by its path in the repository.
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\n%s\n%q\n", name, tool, gobuild.Flags)
-	for _, env := range []string{"GOFLAGS", "GOEXPERIMENT", "GOWASM", "GOTOOLCHAIN"} {
-		fmt.Fprintf(h, "%s=%s\n", env, os.Getenv(env))
-	}
+	fmt.Fprintf(h, "%s\n%s\n", name, tool)
 	for _, f := range sources {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -134,12 +188,7 @@ func build(root, name string) (string, error) {
 	}
 	tmp.Close()
 	defer os.Remove(tmp.Name())
-	if wat {
-		cmd := exec.Command("wat2wasm", "-o", tmp.Name(), sources[0])
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("wat2wasm: %w\n%s", err, msg)
-		}
-	} else if err := gobuild.Build(context.Background(), filepath.Join(root, "testplugins", name), tmp.Name()); err != nil {
+	if err := b.build(root, name, tmp.Name()); err != nil {
 		return "", err
 	}
 	return out, os.Rename(tmp.Name(), out)
