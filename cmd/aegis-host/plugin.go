@@ -25,6 +25,7 @@ func pluginCommand() *cli.Command {
 			pluginInspectCommand(),
 			pluginBuildCommand(),
 			pluginRunCommand(),
+			pluginTestCommand(),
 		},
 	}
 }

@@ -124,3 +124,35 @@ func TestPluginRun(t *testing.T) {
 		t.Fatalf("trap: exit %d, %q", code, stderr)
 	}
 }
+
+// TestPluginTest runs the conformance suite through the CLI: conforming
+// plugins exit 0 with a line per check; a misbehaving one exits 1 and
+// names the check it failed.
+func TestPluginTest(t *testing.T) {
+	good := []string{plugintest.Path(t, "wat/orders_filter"), plugintest.Path(t, "wat/orders_map")}
+	code, stdout, stderr := runCLI(t, append([]string{"plugin", "test"}, good...)...)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"ABI 1.0, kinds filter", "ABI 1.0, kinds map", "ok    filter: large event (1 MiB)", "ok    map: unicode", "all 11 checks passed"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+
+	trap := plugintest.Path(t, "wat/trap")
+	code, stdout, stderr = runCLI(t, "plugin", "test", good[0], trap)
+	if code != exitError {
+		t.Fatalf("exit %d, want %d: %s\n%s", code, exitError, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "FAIL  filter: orders batch") || !strings.Contains(stdout, "trap") {
+		t.Errorf("output does not show the trap:\n%s", stdout)
+	}
+	if want := "1 of 2 plugins failed the conformance suite: " + trap; !strings.Contains(stderr, want) {
+		t.Errorf("stderr lacks %q:\n%s", want, stderr)
+	}
+
+	if code, _, stderr = runCLI(t, "plugin", "test"); code != exitUsage {
+		t.Errorf("no FILE: exit %d, want %d: %s", code, exitUsage, stderr)
+	}
+}
