@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -30,38 +31,64 @@ var (
 // Root returns the repository root (the directory of go.mod).
 func Root(tb testing.TB) string {
 	tb.Helper()
-	dir, err := os.Getwd()
+	root, err := findRoot()
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return root
+}
+
+// findRoot returns the directory of go.mod above the working directory.
+func findRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
+			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			tb.Fatal("plugintest: go.mod not found above the working directory")
+			return "", errors.New("plugintest: go.mod not found above the working directory")
 		}
 		dir = parent
 	}
 }
 
-// Path returns the built module of a test plugin: "orders/filter" (a Go
-// plugin directory under testplugins/) or "wat/orders_filter" (a .wat file
-// under testplugins/wat, built with wat2wasm).
+// Path returns the built module of a test plugin, by its name: its path
+// under testplugins/ without the extension, where the first element says
+// the language: "wat/orders_filter" (WebAssembly text, built with
+// wat2wasm), "rust/orders_map" (Rust with sdk/rust), "as/orders_map"
+// (AssemblyScript with sdk/assemblyscript), and any other, such as
+// "orders/filter", a Go plugin's directory (Go with sdk/).
 func Path(tb testing.TB, name string) string {
 	tb.Helper()
-	mu.Lock()
-	defer mu.Unlock()
-	if p, ok := built[name]; ok {
-		return p
-	}
-	p, err := build(Root(tb), name)
+	p, err := Build(name)
 	if err != nil {
 		tb.Fatalf("plugintest: %s: %v", name, err)
 	}
-	built[name] = p
 	return p
+}
+
+// Build is Path outside a test: it returns the built module of a test
+// plugin, building it unless the cache has it.
+func Build(name string) (string, error) {
+	mu.Lock()
+	defer mu.Unlock()
+	if p, ok := built[name]; ok {
+		return p, nil
+	}
+	root, err := findRoot()
+	if err != nil {
+		return "", err
+	}
+	p, err := build(root, name)
+	if err != nil {
+		return "", err
+	}
+	built[name] = p
+	return p, nil
 }
 
 // Bytes returns the module of a test plugin.
@@ -82,7 +109,7 @@ type builder struct {
 	sources func(root, name string) ([]string, error)
 	// tool names the tools and their versions, and what else changes
 	// their output; an error says how to install them.
-	tool func() (string, error)
+	tool func(root string) (string, error)
 	// build writes the module of the plugin to out.
 	build func(root, name, out string) error
 }
@@ -97,7 +124,7 @@ var builders = map[string]builder{
 		sources: func(root, name string) ([]string, error) {
 			return []string{filepath.Join(root, "testplugins", name+".wat")}, nil
 		},
-		tool: func() (string, error) {
+		tool: func(string) (string, error) {
 			v, err := exec.Command("wat2wasm", "--version").Output()
 			if err != nil {
 				return "", fmt.Errorf("wat2wasm (Debian package wabt, installed by `go tool task deps`): %w", err)
@@ -137,7 +164,7 @@ func goSources(root, name string) ([]string, error) {
 	return append(sources, filepath.Join(root, "go.mod")), nil
 }
 
-func goTool() (string, error) {
+func goTool(string) (string, error) {
 	h := fmt.Sprintf("%s\n%q\n", runtime.Version(), gobuild.Flags)
 	for _, env := range []string{"GOFLAGS", "GOEXPERIMENT", "GOWASM", "GOTOOLCHAIN"} {
 		h += fmt.Sprintf("%s=%s\n", env, os.Getenv(env))
@@ -147,7 +174,7 @@ func goTool() (string, error) {
 
 func build(root, name string) (string, error) {
 	b := builderOf(name)
-	tool, err := b.tool()
+	tool, err := b.tool(root)
 	if err != nil {
 		return "", err
 	}
