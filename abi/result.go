@@ -2,6 +2,7 @@ package abi
 
 import (
 	"fmt"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -122,6 +123,13 @@ func ParseResult(b []byte, body Body, inputLen int) (Result, error) {
 	}
 	r.Body, p = p[:n], p[n:]
 	r.Errors = p
+	// An event is reported failed at most once: a few errors are compared
+	// in place, many against a set of the input's events.
+	var few [32]uint32
+	var seen []uint64
+	if r.ErrorCount > uint32(len(few)) && inputLen > 0 {
+		seen = make([]uint64, (inputLen+63)/64)
+	}
 	for i := 0; i < int(r.ErrorCount); i++ {
 		if len(p) < 12 {
 			return r, fmt.Errorf("result error %d: %w", i, ErrShort)
@@ -132,6 +140,17 @@ func ParseResult(b []byte, body Body, inputLen int) (Result, error) {
 		}
 		if int64(idx) >= int64(inputLen) {
 			return r, fmt.Errorf("result error %d names event %d of %d: %w", i, idx, inputLen, ErrCorrupt)
+		}
+		twice := false
+		if seen != nil {
+			twice = seen[idx/64]&(1<<(idx%64)) != 0
+			seen[idx/64] |= 1 << (idx % 64)
+		} else {
+			twice = slices.Contains(few[:i], idx)
+			few[i] = idx
+		}
+		if twice {
+			return r, fmt.Errorf("result error %d names event %d a second time: %w", i, idx, ErrCorrupt)
 		}
 		if !utf8.Valid(p[12 : 12+ml]) {
 			return r, fmt.Errorf("result error %d message: %w", i, ErrBadUTF8)

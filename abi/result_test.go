@@ -221,6 +221,8 @@ func TestParseResultErrors(t *testing.T) {
 		{name: "errors: any in a merge result", in: okResult(1, 1, []byte{0}, errEntry(0, 1, "")), body: abi.BodyBytes, inputLen: 0, want: abi.ErrCorrupt},
 		{name: "errors: any in a finish result", in: okResult(0, 1, errEntry(0, 1, "")), body: abi.BodyRecords, inputLen: 0, want: abi.ErrCorrupt},
 		{name: "errors: bytes after them", in: okResult(0, 1, errEntry(0, 1, "a"), []byte{0}), body: abi.BodyIndices, inputLen: 3, want: abi.ErrTrailing},
+		{name: "errors: an event twice", in: okResult(0, 3, errEntry(2, 1, "a"), errEntry(0, 1, "b"), errEntry(2, 2, "c")), body: abi.BodyIndices, inputLen: 3, want: abi.ErrCorrupt},
+		{name: "errors: an event twice among many", in: okResult(0, 40, manyErrors(40, 5)), body: abi.BodyRecords, inputLen: 100, want: abi.ErrCorrupt},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -368,4 +370,17 @@ func TestDecodeAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(100, run); n != 0 {
 		t.Errorf("decoding allocates %v times per run, want 0", n)
 	}
+}
+
+// manyErrors is n event errors, of events 0 to n-1 but the last, which
+// names event dup.
+func manyErrors(n, dup int) []byte {
+	var b []byte
+	for i := range n {
+		if i == n-1 {
+			i = dup
+		}
+		b = append(b, errEntry(uint32(i), 1, "")...)
+	}
+	return b
 }

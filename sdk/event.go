@@ -3,6 +3,7 @@ package sdk
 import (
 	"errors"
 	"fmt"
+	"unicode"
 	"unicode/utf8"
 	"unsafe"
 
@@ -185,8 +186,10 @@ func (o *OutEvent) check() error {
 	if len(o.Type) == 0 || len(o.Type) > abi.MaxTypeLen {
 		return fmt.Errorf("output event type %q: must be 1 to %d bytes", o.Type, abi.MaxTypeLen)
 	}
-	for i := 0; i < len(o.Type); i++ {
-		if c := o.Type[i]; c <= ' ' || c == 0x7f {
+	for _, r := range o.Type {
+		// The host's sets (ABI section 7): Unicode white space, and the
+		// C0 and C1 control characters.
+		if r <= ' ' || r == 0x7f || r >= 0x80 && (unicode.IsSpace(r) || unicode.IsControl(r)) {
 			return fmt.Errorf("output event type %q contains white space or a control character", o.Type)
 		}
 	}

@@ -1091,17 +1091,24 @@ func TestEmitRefusesWhatTheHostWould(t *testing.T) {
 			o.Kind, o.Data = DataInt, []byte{1, 2}
 		case 3:
 			o.SetJSON([]byte("\"\xff\""))
+		case 4:
+			o.Type = "no\u00a0break" // Unicode white space, as the host sees it
+		case 5:
+			o.Type = "c1\u0085control"
+		case 6:
+			o.Type = "näive.✓" // fine
 		}
 		out.Emit(&o)
 		return nil
 	})
-	in := batch(rec(0, "ok", DataNull, nil), rec(1, "ok", DataNull, nil), rec(2, "ok", DataNull, nil), rec(3, "ok", DataNull, nil))
-	r := call(t, handleMap, in, abi.BodyRecords, 4)
-	if got := outputs(t, r); len(got) != 1 || got[0].Index != 0 {
+	in := batch(rec(0, "ok", DataNull, nil), rec(1, "ok", DataNull, nil), rec(2, "ok", DataNull, nil), rec(3, "ok", DataNull, nil),
+		rec(4, "ok", DataNull, nil), rec(5, "ok", DataNull, nil), rec(6, "ok", DataNull, nil))
+	r := call(t, handleMap, in, abi.BodyRecords, 7)
+	if got := outputs(t, r); len(got) != 2 || got[0].Index != 0 || got[1].Index != 6 {
 		t.Fatalf("outputs %v", got)
 	}
 	errs := eventErrors(r)
-	if len(errs) != 3 || errs[0].index != 1 || errs[1].index != 2 || errs[2].index != 3 {
+	if len(errs) != 5 || errs[0].index != 1 || errs[1].index != 2 || errs[2].index != 3 || errs[3].index != 4 || errs[4].index != 5 {
 		t.Fatalf("event errors %+v", errs)
 	}
 }
