@@ -896,13 +896,8 @@ export function validJSON(ptr: usize, len: i32): bool {
       } else {
         st.byte(c);
         if (c == 0x7b) {
-          // a key, then ':'
-          if (p >= end || load<u8>(p) != 0x22) return false;
-          p = skipStringChecked(p, end);
+          p = skipKey(p, end);
           if (p == 0) return false;
-          p = skipSpace(p, end);
-          if (p >= end || load<u8>(p) != 0x3a) return false;
-          p = skipSpace(p + 1, end);
         }
         continue; // the first value inside
       }
@@ -933,15 +928,22 @@ export function validJSON(ptr: usize, len: i32): bool {
       if (c != 0x2c) return false;
       p = skipSpace(p + 1, end);
       if (top == 0x7b) {
-        if (p >= end || load<u8>(p) != 0x22) return false;
-        p = skipStringChecked(p, end);
+        p = skipKey(p, end);
         if (p == 0) return false;
-        p = skipSpace(p, end);
-        if (p >= end || load<u8>(p) != 0x3a) return false;
-        p = skipSpace(p + 1, end);
       }
       break;
     }
   }
   return false;
+}
+
+// skipKey checks an object member's key and its ':' at p, and returns where
+// its value starts (white space skipped), or 0 when they are not there.
+function skipKey(p: usize, end: usize): usize {
+  if (p >= end || load<u8>(p) != 0x22) return 0;
+  p = skipStringChecked(p, end);
+  if (p == 0) return 0;
+  p = skipSpace(p, end);
+  if (p >= end || load<u8>(p) != 0x3a) return 0;
+  return skipSpace(p + 1, end);
 }

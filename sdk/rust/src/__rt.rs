@@ -39,6 +39,17 @@ fn input(ptr: i32, len: i32) -> Option<&'static [u8]> {
     Some(&buf[..len])
 }
 
+/// Starts a call: the result writer, reset, and the call's input; or the
+/// result that fails the call when the input is not where it must be.
+fn start(ptr: i32, len: i32) -> Result<(&'static mut ResultWriter, &'static [u8]), i64> {
+    let w = result_writer();
+    w.reset();
+    match input(ptr, len) {
+        Some(i) => Ok((w, i)),
+        None => Err(fail(w, Status::BadInput, NOT_INPUT)),
+    }
+}
+
 /// The region of a result, packed.
 fn region(r: &[u8]) -> i64 {
     pack(r.as_ptr() as usize as u32, r.len() as u32)
@@ -99,11 +110,9 @@ pub fn init<F>(ptr: i32, len: i32, handler: Option<F>) -> i64
 where
     F: FnOnce(&Config) -> Result<(), Error>,
 {
-    let w = result_writer();
-    w.reset();
-    let input = match input(ptr, len) {
-        Some(i) => i,
-        None => return fail(w, Status::BadInput, NOT_INPUT),
+    let (w, input) = match start(ptr, len) {
+        Ok(v) => v,
+        Err(failed) => return failed,
     };
     match handler {
         None => {
@@ -127,11 +136,9 @@ where
 
 /// `aegis_filter`.
 pub fn filter<F: Filter>(ptr: i32, len: i32, f: &mut F) -> i64 {
-    let w = result_writer();
-    w.reset();
-    let input = match input(ptr, len) {
-        Some(i) => i,
-        None => return fail(w, Status::BadInput, NOT_INPUT),
+    let (w, input) = match start(ptr, len) {
+        Ok(v) => v,
+        Err(failed) => return failed,
     };
     for r in records(input) {
         let e = match r {
@@ -149,11 +156,9 @@ pub fn filter<F: Filter>(ptr: i32, len: i32, f: &mut F) -> i64 {
 
 /// `aegis_map`.
 pub fn map<M: Map>(ptr: i32, len: i32, m: &mut M) -> i64 {
-    let w = result_writer();
-    w.reset();
-    let input = match input(ptr, len) {
-        Some(i) => i,
-        None => return fail(w, Status::BadInput, NOT_INPUT),
+    let (w, input) = match start(ptr, len) {
+        Ok(v) => v,
+        Err(failed) => return failed,
     };
     for r in records(input) {
         let e = match r {
@@ -186,11 +191,9 @@ fn load<S: Accumulator>(w: &mut ResultWriter, acc: &[u8]) -> Result<S, i64> {
 
 /// `aegis_aggregate`.
 pub fn aggregate<A: Aggregate>(ptr: i32, len: i32, a: &mut A) -> i64 {
-    let w = result_writer();
-    w.reset();
-    let input = match input(ptr, len) {
-        Some(i) => i,
-        None => return fail(w, Status::BadInput, NOT_INPUT),
+    let (w, input) = match start(ptr, len) {
+        Ok(v) => v,
+        Err(failed) => return failed,
     };
     let (state, batch) = match abi::parse_state(input) {
         Ok(s) => s,
@@ -215,11 +218,9 @@ pub fn aggregate<A: Aggregate>(ptr: i32, len: i32, a: &mut A) -> i64 {
 
 /// `aegis_merge`.
 pub fn merge<A: Aggregate>(ptr: i32, len: i32, a: &mut A) -> i64 {
-    let w = result_writer();
-    w.reset();
-    let input = match input(ptr, len) {
-        Some(i) => i,
-        None => return fail(w, Status::BadInput, NOT_INPUT),
+    let (w, input) = match start(ptr, len) {
+        Ok(v) => v,
+        Err(failed) => return failed,
     };
     let (state, other) = match abi::parse_merge(input) {
         Ok(m) => m,
@@ -240,11 +241,9 @@ pub fn merge<A: Aggregate>(ptr: i32, len: i32, a: &mut A) -> i64 {
 
 /// `aegis_finish`.
 pub fn finish<A: Aggregate>(ptr: i32, len: i32, a: &mut A) -> i64 {
-    let w = result_writer();
-    w.reset();
-    let input = match input(ptr, len) {
-        Some(i) => i,
-        None => return fail(w, Status::BadInput, NOT_INPUT),
+    let (w, input) = match start(ptr, len) {
+        Ok(v) => v,
+        Err(failed) => return failed,
     };
     let (state, window) = match abi::parse_finish(input) {
         Ok(f) => f,
