@@ -81,6 +81,9 @@ type pass struct {
 	parent string
 	// traceparent and tracestate are the pass's own, for its outputs.
 	traceparent, tracestate string
+	// invalid holds the traceparents of the batch that do not parse: their
+	// events get the pass's, as if they had none.
+	invalid map[string]struct{}
 }
 
 // startPass starts the span of a batch's pass through the pipeline. When
@@ -96,6 +99,7 @@ func (p *Pipeline) startPass(work context.Context, events []Event, flush bool) *
 		seen    map[string]struct{}
 		last    string
 		linksOK = true
+		invalid map[string]struct{} // traceparents that do not parse
 	)
 	for i := range events {
 		tp := events[i].Metadata[MetaTraceParent]
@@ -119,6 +123,11 @@ func (p *Pipeline) startPass(work context.Context, events []Event, flush bool) *
 		if sc := spanContextOf(events[i].Metadata); sc.IsValid() {
 			links = append(links, trace.Link{SpanContext: sc})
 			linksOK = len(links) < maxLinks
+		} else {
+			if invalid == nil {
+				invalid = make(map[string]struct{}, 1)
+			}
+			invalid[tp] = struct{}{}
 		}
 	}
 	attrs := []attribute.KeyValue{AttrPipeline.String(p.cfg.Name), AttrEvents.Int(len(events))}
@@ -126,7 +135,7 @@ func (p *Pipeline) startPass(work context.Context, events []Event, flush bool) *
 		attrs = append(attrs, AttrFlush.Bool(true))
 	}
 	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}
-	ps := &pass{}
+	ps := &pass{invalid: invalid}
 	ctx := work
 	if same && first != "" && len(links) == 1 {
 		ctx = trace.ContextWithRemoteSpanContext(ctx, links[0].SpanContext)
@@ -160,16 +169,18 @@ func (ps *pass) end(err error) {
 
 // stamp gives the events the pass writes its trace context: those that
 // came without one (the pass started their trace) and those that carried
-// the one it continued, and those a step made (an aggregation's results).
-// An event that brought a trace of its own keeps it: the pass only links
-// to it. Events without metadata share one map:
+// the one it continued, those a step made (an aggregation's results), and
+// those whose traceparent does not parse. An event that brought a trace of
+// its own keeps it: the pass only links to it. Events without metadata share one map:
 // metadata is immutable once an event is out, like the rest of it.
 func (ps *pass) stamp(events []Event) {
 	var shared map[string]string
 	for i := range events {
 		e := &events[i]
 		if tp := e.Metadata[MetaTraceParent]; tp != "" && tp != ps.parent {
-			continue
+			if _, bad := ps.invalid[tp]; !bad {
+				continue
+			}
 		}
 		if len(e.Metadata) == 0 {
 			if shared == nil {
