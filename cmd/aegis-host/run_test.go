@@ -261,6 +261,26 @@ func TestRunQuickstart(t *testing.T) {
 	}
 }
 
+// TestRunLanguagesExample runs examples/languages.yaml, the quickstart
+// with a Rust filter, an AssemblyScript map and a WAT aggregate: the same
+// output as the quickstart with the Go plugins.
+func TestRunLanguagesExample(t *testing.T) {
+	t.Setenv("AEGIS_PLUGINS", ordersPlugins(t))
+	_, want, stderr := runCLI(t, "run", "-f", "../../examples/quickstart.yaml")
+	t.Setenv("AEGIS_PLUGINS", pluginDir(t, map[string]string{
+		"rust-orders_filter.wasm":   "rust/orders_filter",
+		"as-orders_map.wasm":        "as/orders_map",
+		"wat-orders_aggregate.wasm": "wat/orders_aggregate",
+	}))
+	code, got, stderr2 := runCLI(t, "run", "-f", "../../examples/languages.yaml")
+	if code != exitOK {
+		t.Fatalf("exit code %d; stderr:\n%s", code, stderr2)
+	}
+	if len(lines(want)) != 30 || got != want {
+		t.Errorf("stdout differs from the quickstart's:\n got:\n%s\nwant:\n%s\n(quickstart stderr: %s)", got, want, stderr)
+	}
+}
+
 // TestRunNativeSteps runs the quickstart's pipeline with built-in steps
 // (filter, transform, count and sum) and checks every window against the
 // workload computed here.
