@@ -357,22 +357,7 @@ func TestRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, enc := range []struct {
-				name    string
-				marshal func(any) ([]byte, error)
-			}{{"yaml", yaml.Marshal}, {"json", json.Marshal}} {
-				out, err := enc.marshal(m)
-				if err != nil {
-					t.Fatalf("%s: %v", enc.name, err)
-				}
-				m2, err := parse(t, dir, string(out), nil)
-				if err != nil {
-					t.Fatalf("%s: reading back:\n%v\n%s", enc.name, err, out)
-				}
-				if !reflect.DeepEqual(m, m2) {
-					t.Errorf("%s: read back differs:\n%s", enc.name, out)
-				}
-			}
+			roundTrip(t, dir, m)
 		})
 	}
 }
@@ -507,23 +492,30 @@ func TestTelemetry(t *testing.T) {
 			if !reflect.DeepEqual(m.Telemetry, tc.want) {
 				t.Errorf("telemetry = %s, want %s", dump(m.Telemetry), dump(tc.want))
 			}
-			for _, enc := range []struct {
-				name    string
-				marshal func(any) ([]byte, error)
-			}{{"yaml", yaml.Marshal}, {"json", json.Marshal}} {
-				out, err := enc.marshal(m)
-				if err != nil {
-					t.Fatalf("%s: %v", enc.name, err)
-				}
-				m2, err := parse(t, dir, string(out), nil)
-				if err != nil {
-					t.Fatalf("%s: reading back:\n%v\n%s", enc.name, err, out)
-				}
-				if !reflect.DeepEqual(m, m2) {
-					t.Errorf("%s: read back differs: telemetry %s, want %s\n%s", enc.name, dump(m2.Telemetry), dump(m.Telemetry), out)
-				}
-			}
+			roundTrip(t, dir, m)
 		})
+	}
+}
+
+// roundTrip checks that m, written out as YAML and as JSON, reads back to
+// the same value.
+func roundTrip(t *testing.T, dir string, m *manifest.Manifest) {
+	t.Helper()
+	for _, enc := range []struct {
+		name    string
+		marshal func(any) ([]byte, error)
+	}{{"yaml", yaml.Marshal}, {"json", json.Marshal}} {
+		out, err := enc.marshal(m)
+		if err != nil {
+			t.Fatalf("%s: %v", enc.name, err)
+		}
+		m2, err := parse(t, dir, string(out), nil)
+		if err != nil {
+			t.Fatalf("%s: reading back:\n%v\n%s", enc.name, err, out)
+		}
+		if !reflect.DeepEqual(m, m2) {
+			t.Errorf("%s: read back differs: telemetry %s, want %s\n%s", enc.name, dump(m2.Telemetry), dump(m.Telemetry), out)
+		}
 	}
 }
 
