@@ -187,14 +187,27 @@ func outputLines(t *testing.T, path string) [][]byte {
 	if err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
 	}
-	return bytes.Split(b, []byte("\n"))
+	if len(b) == 0 {
+		return nil
+	}
+	return bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n"))
 }
 
-// spansOf reads the spans of one service from the collector's output.
-func (c *collector) spansOf(t *testing.T, service string) []otlpSpan {
+// mark is where the collector's span output ends now: spansOf(since mark)
+// reads what arrived after it, so that a test sees its own run's spans
+// only, also when the tests run again in one process (-count).
+func (c *collector) mark(t *testing.T) int {
+	t.Helper()
+	return len(outputLines(t, c.traces))
+}
+
+// spansOf reads the spans of one service that arrived after the since-th
+// line of the collector's output.
+func (c *collector) spansOf(t *testing.T, service string, since int) []otlpSpan {
 	t.Helper()
 	var spans []otlpSpan
-	for _, line := range outputLines(t, c.traces) {
+	lines := outputLines(t, c.traces)
+	for _, line := range lines[min(since, len(lines)):] {
 		var req struct {
 			ResourceSpans []struct {
 				Resource struct {
@@ -292,6 +305,7 @@ func TestRunTracesToCollector(t *testing.T) {
 	} {
 		t.Run(proto.name, func(t *testing.T) {
 			service := "aegis-e2e-" + proto.name
+			since := col.mark(t)
 			dir := t.TempDir()
 			in := writeFile(t, dir, "in.jsonl", input.String())
 			out := filepath.Join(dir, "out.jsonl")
@@ -339,7 +353,7 @@ pipelines:
 				"aegis.pipeline boom", "aegis.step transform lower", "aegis.step map explode"}
 			deadline := time.Now().Add(20 * time.Second)
 			for {
-				spans = col.spansOf(t, service)
+				spans = col.spansOf(t, service, since)
 				var names []string
 				for _, s := range spans {
 					names = append(names, s.Name)
@@ -494,6 +508,7 @@ func TestRunTracedExample(t *testing.T) {
 	t.Setenv("AEGIS_PLUGINS", ordersPlugins(t))
 	t.Setenv("AEGIS_OTLP", "http://"+col.grpc)
 	t.Setenv("AEGIS_PROMETHEUS", "127.0.0.1:0")
+	since := col.mark(t)
 	code, stdout, stderr := runCLI(t, "run", "-f", "../../examples/traced.yaml")
 	if code != exitOK {
 		t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
@@ -504,7 +519,7 @@ func TestRunTracedExample(t *testing.T) {
 	// 10 batches of 1000 through 3 steps, and the final flush.
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		count := map[string]int{}
-		for _, s := range col.spansOf(t, "aegis-quickstart") {
+		for _, s := range col.spansOf(t, "aegis-quickstart", since) {
 			count[s.Name]++
 		}
 		if count["aegis.pipeline orders"] == 11 && count["aegis.step filter drop-refunds"] == 10 &&
