@@ -66,13 +66,6 @@ type pipelineMetrics struct {
 
 func newPipelineMetrics(p *Pipeline, m metric.Meter) (*pipelineMetrics, error) {
 	pm := &pipelineMetrics{pipelineAttrs: metric.WithAttributes(AttrPipeline.String(p.cfg.Name))}
-	for _, st := range p.stages {
-		attrs := []attribute.KeyValue{AttrPipeline.String(p.cfg.Name), AttrStep.String(st.Name), AttrStepKind.String(st.Kind)}
-		if st.Plugin != "" {
-			attrs = append(attrs, AttrPlugin.String(st.Plugin))
-		}
-		st.metricAttrs = metric.WithAttributeSet(attribute.NewSet(attrs...))
-	}
 	var err1, err2, err3, err4, err5 error
 	pm.duration, err1 = m.Float64Histogram(MetricStepDuration, metric.WithUnit("s"),
 		metric.WithDescription("Time a step took per batch, error policy included"),

@@ -384,13 +384,9 @@ func (p *Pipeline) write(work context.Context, kill context.CancelCauseFunc, in 
 		if !ok {
 			return
 		}
-		ctx := work
-		if b.pass != nil {
-			b.pass.stamp(b.ev)
-			ctx = b.pass.ctx
-		}
+		b.pass.stamp(b.ev)
 		for _, s := range p.cfg.Sinks {
-			if err := s.Write(ctx, b.ev); err != nil {
+			if err := s.Write(b.pass.context(work), b.ev); err != nil {
 				err = fmt.Errorf("sink: %w", err)
 				b.pass.end(err)
 				kill(err)
@@ -418,7 +414,7 @@ type stage struct {
 
 	spanName    string                   // "aegis.step KIND NAME"
 	attrs       []attribute.KeyValue     // of its spans
-	metricAttrs metric.MeasurementOption // of its metrics, when the pipeline has a meter
+	metricAttrs metric.MeasurementOption // of its metrics
 }
 
 func newStage(p *Pipeline, s Stage) (*stage, error) {
@@ -457,10 +453,14 @@ func newStage(p *Pipeline, s Stage) (*stage, error) {
 		return nil, fmt.Errorf("step[%s]: the dead-letter policy needs a sink", s.Name)
 	}
 	st := &stage{Stage: s, p: p, log: p.log.With("step", s.Name), spanName: strings.Join(strings.Fields("aegis.step "+s.Kind+" "+s.Name), " ")}
-	st.attrs = append([]attribute.KeyValue{AttrPipeline.String(p.cfg.Name), AttrStep.String(s.Name), AttrStepKind.String(s.Kind)}, s.Attributes...)
+	// What names the stage, on its metrics and its spans; the spans also
+	// get the stage's own attributes.
+	id := []attribute.KeyValue{AttrPipeline.String(p.cfg.Name), AttrStep.String(s.Name), AttrStepKind.String(s.Kind)}
 	if s.Plugin != "" {
-		st.attrs = append(st.attrs, AttrPlugin.String(s.Plugin))
+		id = append(id, AttrPlugin.String(s.Plugin))
 	}
+	st.metricAttrs = metric.WithAttributeSet(attribute.NewSet(id...))
+	st.attrs = append(id, s.Attributes...)
 	return st, nil
 }
 
@@ -503,11 +503,7 @@ func (st *stage) run(work context.Context, kill context.CancelCauseFunc, in <-ch
 	all := <-ended
 	ended <- all // for the next aggregation
 	b := st.p.newBatch(work, nil, true)
-	ctx := work
-	if b.pass != nil {
-		ctx = b.pass.ctx
-	}
-	res, err := st.Aggregation.Flush(ctx, st.p.get(), all)
+	res, err := st.Aggregation.Flush(b.pass.context(work), st.p.get(), all)
 	if err != nil {
 		err = fmt.Errorf("step[%s]: flush: %w", st.Name, err)
 		b.pass.end(err)

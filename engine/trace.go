@@ -30,6 +30,8 @@ const (
 	AttrStep         = attribute.Key("aegis.step")
 	AttrStepKind     = attribute.Key("aegis.step.kind")
 	AttrPlugin       = attribute.Key("aegis.plugin.name")
+	AttrPluginSHA256 = attribute.Key("aegis.plugin.sha256")
+	AttrABIVersion   = attribute.Key("aegis.abi.version")
 	AttrEvents       = attribute.Key("aegis.events")
 	AttrEventsIn     = attribute.Key("aegis.events.in")
 	AttrEventsOut    = attribute.Key("aegis.events.out")
@@ -81,9 +83,10 @@ type pass struct {
 	parent string
 	// traceparent and tracestate are the pass's own, for its outputs.
 	traceparent, tracestate string
-	// invalid holds the traceparents of the batch that do not parse: their
-	// events get the pass's, as if they had none.
-	invalid map[string]struct{}
+	// parsed holds the traceparents of the batch that were read, and
+	// whether each is valid: the events of one that is not get the pass's,
+	// as if they had none.
+	parsed map[string]bool
 }
 
 // startPass starts the span of a batch's pass through the pipeline. When
@@ -96,10 +99,9 @@ func (p *Pipeline) startPass(work context.Context, events []Event, flush bool) *
 		first   string
 		same    = len(events) > 0
 		links   []trace.Link
-		seen    map[string]struct{}
+		parsed  map[string]bool // traceparents read: valid or not
 		last    string
 		linksOK = true
-		invalid map[string]struct{} // traceparents that do not parse
 	)
 	for i := range events {
 		tp := events[i].Metadata[MetaTraceParent]
@@ -113,21 +115,17 @@ func (p *Pipeline) startPass(work context.Context, events []Event, flush bool) *
 			continue
 		}
 		last = tp
-		if seen == nil {
-			seen = make(map[string]struct{}, 4)
+		if parsed == nil {
+			parsed = make(map[string]bool, 4)
 		}
-		if _, ok := seen[tp]; ok {
+		if _, ok := parsed[tp]; ok {
 			continue
 		}
-		seen[tp] = struct{}{}
-		if sc := spanContextOf(events[i].Metadata); sc.IsValid() {
+		sc := spanContextOf(events[i].Metadata)
+		parsed[tp] = sc.IsValid()
+		if sc.IsValid() {
 			links = append(links, trace.Link{SpanContext: sc})
 			linksOK = len(links) < maxLinks
-		} else {
-			if invalid == nil {
-				invalid = make(map[string]struct{}, 1)
-			}
-			invalid[tp] = struct{}{}
 		}
 	}
 	attrs := []attribute.KeyValue{AttrPipeline.String(p.cfg.Name), AttrEvents.Int(len(events))}
@@ -135,7 +133,7 @@ func (p *Pipeline) startPass(work context.Context, events []Event, flush bool) *
 		attrs = append(attrs, AttrFlush.Bool(true))
 	}
 	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}
-	ps := &pass{invalid: invalid}
+	ps := &pass{parsed: parsed}
 	ctx := work
 	if same && first != "" && len(links) == 1 {
 		ctx = trace.ContextWithRemoteSpanContext(ctx, links[0].SpanContext)
@@ -153,6 +151,15 @@ func (p *Pipeline) startPass(work context.Context, events []Event, flush bool) *
 	traceContext.Inject(ps.ctx, carrier)
 	ps.traceparent, ps.tracestate = carrier[MetaTraceParent], carrier[MetaTraceState]
 	return ps
+}
+
+// context is the context of the pass's work: work with its span, or work
+// itself when the pipeline does not trace (ps nil).
+func (ps *pass) context(work context.Context) context.Context {
+	if ps == nil {
+		return work
+	}
+	return ps.ctx
 }
 
 // end ends the pass; err is what stopped the batch, if anything.
@@ -174,11 +181,14 @@ func (ps *pass) end(err error) {
 // its own keeps it: the pass only links to it. Events without metadata share one map:
 // metadata is immutable once an event is out, like the rest of it.
 func (ps *pass) stamp(events []Event) {
+	if ps == nil {
+		return
+	}
 	var shared map[string]string
 	for i := range events {
 		e := &events[i]
 		if tp := e.Metadata[MetaTraceParent]; tp != "" && tp != ps.parent {
-			if _, bad := ps.invalid[tp]; !bad {
+			if valid, read := ps.parsed[tp]; !read || valid {
 				continue
 			}
 		}
