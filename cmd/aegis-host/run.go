@@ -52,9 +52,9 @@ func manifestFile(c *cli.Context) (string, error) {
 // lockedWriter serializes writes to a stream that several goroutines of a
 // run write to: sinks, the engine's and the host's loggers (two slog
 // handlers, each with its own lock), the status line and the signal
-// handler.
+// handler. Its lock may be shared with other writers of the same stream.
 type lockedWriter struct {
-	mu sync.Mutex
+	mu *sync.Mutex
 	w  io.Writer
 }
 
@@ -67,10 +67,10 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 // lockStdio makes the app's stdout and stderr safe for concurrent writes.
 func lockStdio(c *cli.Context) {
 	if _, ok := c.App.Writer.(*lockedWriter); !ok {
-		c.App.Writer = &lockedWriter{w: c.App.Writer}
+		c.App.Writer = &lockedWriter{mu: new(sync.Mutex), w: c.App.Writer}
 	}
 	if _, ok := c.App.ErrWriter.(*lockedWriter); !ok {
-		c.App.ErrWriter = &lockedWriter{w: c.App.ErrWriter}
+		c.App.ErrWriter = &lockedWriter{mu: new(sync.Mutex), w: c.App.ErrWriter}
 	}
 }
 
@@ -200,7 +200,10 @@ func prepare(c *cli.Context, file string, dry bool) (*deployment, *host.Host, er
 		err = telemetry.Check(m.Telemetry, os.Getenv)
 	} else {
 		tel, err = telemetry.Start(c.Context, m.Telemetry, telemetry.Options{Version: buildVersion(),
-			Stdout: &lockedStream{w: c.App.Writer, mu: std.outMu}, Log: log})
+			// The stdout exporters write under the lock the stdout sinks
+			// hold while they write a batch, so that spans never land
+			// inside a sink's line.
+			Stdout: &lockedWriter{w: c.App.Writer, mu: std.outMu}, Log: log})
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", m.File, err)
@@ -231,20 +234,6 @@ func shutdownTelemetry(c *cli.Context, tel *telemetry.Telemetry, log *slog.Logge
 	if err := tel.Shutdown(ctx); err != nil {
 		log.Warn("telemetry shutdown", "error", err)
 	}
-}
-
-// lockedStream is the process's stdout for the telemetry's stdout
-// exporters: it writes under the lock the stdout sinks hold while they
-// write a batch, so that spans never land inside a sink's line.
-type lockedStream struct {
-	w  io.Writer
-	mu *sync.Mutex
-}
-
-func (l *lockedStream) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 func runManifest(c *cli.Context, file string, stop context.Context) error {

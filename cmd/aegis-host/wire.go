@@ -208,8 +208,8 @@ func (d *deployment) stage(ctx context.Context, pipeline string, s *manifest.Ste
 		}
 		st.Plugin = plugin.Name()
 		info := plugin.Info()
-		st.Attributes = []attribute.KeyValue{attribute.String("aegis.plugin.sha256", info.SHA256),
-			attribute.String("aegis.abi.version", fmt.Sprintf("%d.%d", info.ABIVersion>>16, info.ABIVersion&0xffff))}
+		st.Attributes = []attribute.KeyValue{engine.AttrPluginSHA256.String(info.SHA256),
+			engine.AttrABIVersion.String(abi.VersionString(info.ABIVersion))}
 	}
 	switch {
 	case s.Aggregate != nil:

@@ -90,7 +90,7 @@ func (r *Report) Write(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s", r.Plugin)
 	if r.Info.SHA256 != "" {
-		fmt.Fprintf(&b, ": ABI %d.%d, kinds %s, %d bytes", r.Info.ABIVersion>>16, r.Info.ABIVersion&0xffff, r.Info.Kinds, r.Info.Size)
+		fmt.Fprintf(&b, ": ABI %s, kinds %s, %d bytes", abi.VersionString(r.Info.ABIVersion), r.Info.Kinds, r.Info.Size)
 	}
 	b.WriteString("\n")
 	for _, c := range r.Results {
@@ -218,6 +218,17 @@ func noted(failed int) string {
 	return fmt.Sprintf("%d per-event errors", failed)
 }
 
+// lasted checks that the calls since before ran on the instance there was:
+// none was created or discarded.
+func (s *suite) lasted(before host.Stats) error {
+	after := s.p.Stats()
+	if after.Created != before.Created || after.Discarded != before.Discarded {
+		return fmt.Errorf("instances created %d and discarded %d during the calls: the instance did not last",
+			after.Created-before.Created, after.Discarded-before.Discarded)
+	}
+	return nil
+}
+
 // step checks a filter or a map.
 func (s *suite) step() {
 	ordersIn := ordersBatch(256, 0)
@@ -252,18 +263,11 @@ func (s *suite) step() {
 	s.check("1000 calls on one instance", func() (string, error) {
 		before := s.p.Stats()
 		for i := range 1000 {
-			out, _, err := s.process(ordersIn[i%200 : i%200+50])
-			if err != nil {
+			if _, _, err := s.process(ordersIn[i%200 : i%200+50]); err != nil {
 				return "", fmt.Errorf("call %d: %w", i+1, err)
 			}
-			_ = out
 		}
-		after := s.p.Stats()
-		if after.Created != before.Created || after.Discarded != before.Discarded {
-			return "", fmt.Errorf("instances created %d and discarded %d during the calls: the instance did not last",
-				after.Created-before.Created, after.Discarded-before.Discarded)
-		}
-		return "", nil
+		return "", s.lasted(before)
 	})
 	s.check("large batch (10,000 events)", func() (string, error) {
 		_, failed, err := s.process(ordersBatch(10000, 1))
@@ -418,12 +422,7 @@ func (s *suite) aggregate() {
 		if _, err := s.p.Finish(s.ctx, key, acc, w, nil); err != nil {
 			return "", err
 		}
-		after := s.p.Stats()
-		if after.Created != before.Created || after.Discarded != before.Discarded {
-			return "", fmt.Errorf("instances created %d and discarded %d during the calls: the instance did not last",
-				after.Created-before.Created, after.Discarded-before.Discarded)
-		}
-		return "", nil
+		return "", s.lasted(before)
 	})
 }
 
