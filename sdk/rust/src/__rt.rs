@@ -14,7 +14,7 @@ use crate::aggregate::{Accumulator, Aggregate};
 use crate::config::{self, Config};
 use crate::json::members;
 use crate::output::Output;
-use crate::{Error, Filter, Map};
+use crate::{Error, Event, Filter, Map};
 
 static mut INPUT: Vec<u8> = Vec::new();
 static mut RESULT: ResultWriter = ResultWriter::new();
@@ -134,22 +134,35 @@ where
     region(w.finish())
 }
 
+/// Calls f with the result writer and each event of a batch, in order; a
+/// record that does not decode ends the loop with the result that fails
+/// the call.
+fn each_event<'a, F>(w: &mut ResultWriter, batch: &'a [u8], mut f: F) -> Result<(), i64>
+where
+    F: FnMut(&mut ResultWriter, &Event<'a>),
+{
+    for r in records(batch) {
+        match r {
+            Ok(e) => f(w, &e),
+            Err(err) => return Err(bad_input(w, err)),
+        }
+    }
+    Ok(())
+}
+
 /// `aegis_filter`.
 pub fn filter<F: Filter>(ptr: i32, len: i32, f: &mut F) -> i64 {
     let (w, input) = match start(ptr, len) {
         Ok(v) => v,
         Err(failed) => return failed,
     };
-    for r in records(input) {
-        let e = match r {
-            Ok(e) => e,
-            Err(err) => return bad_input(w, err),
-        };
-        match f.keep(&e) {
-            Ok(true) => w.push_index(e.index()),
-            Ok(false) => {}
-            Err(err) => w.add_error(e.index(), err.code(), err.message()),
-        }
+    let each = each_event(w, input, |w, e| match f.keep(e) {
+        Ok(true) => w.push_index(e.index()),
+        Ok(false) => {}
+        Err(err) => w.add_error(e.index(), err.code(), err.message()),
+    });
+    if let Err(failed) = each {
+        return failed;
     }
     region(w.finish())
 }
@@ -160,13 +173,9 @@ pub fn map<M: Map>(ptr: i32, len: i32, m: &mut M) -> i64 {
         Ok(v) => v,
         Err(failed) => return failed,
     };
-    for r in records(input) {
-        let e = match r {
-            Ok(e) => e,
-            Err(err) => return bad_input(w, err),
-        };
+    let each = each_event(w, input, |w, e| {
         let mut out = Output::new(w, e.index());
-        let err = match m.map(&e, &mut out) {
+        let err = match m.map(e, &mut out) {
             Ok(()) => out.take_err(),
             Err(err) => Some(err),
         };
@@ -174,6 +183,9 @@ pub fn map<M: Map>(ptr: i32, len: i32, m: &mut M) -> i64 {
         if let Some(err) = err {
             w.add_error(e.index(), err.code(), err.message());
         }
+    });
+    if let Err(failed) = each {
+        return failed;
     }
     region(w.finish())
 }
@@ -203,14 +215,13 @@ pub fn aggregate<A: Aggregate>(ptr: i32, len: i32, a: &mut A) -> i64 {
         Ok(s) => s,
         Err(r) => return r,
     };
-    for r in records(batch) {
-        let e = match r {
-            Ok(e) => e,
-            Err(err) => return bad_input(w, err),
-        };
-        if let Err(err) = a.add(&mut s, &e) {
+    let each = each_event(w, batch, |w, e| {
+        if let Err(err) = a.add(&mut s, e) {
             w.add_error(e.index(), err.code(), err.message());
         }
+    });
+    if let Err(failed) = each {
+        return failed;
     }
     s.encode(w.body());
     region(w.finish())
