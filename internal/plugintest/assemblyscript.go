@@ -2,11 +2,9 @@ package plugintest
 
 import (
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 )
 
@@ -53,26 +51,12 @@ func ascPath(root string) (string, error) {
 // asSources: the plugin, every .ts file of the SDK, and the package files
 // that pin the compiler.
 func asSources(root, name string) ([]string, error) {
-	sources := []string{filepath.Join(root, asPlugin(name))}
 	sdk := filepath.Join(root, filepath.FromSlash(asSDK))
-	var ts []string
-	err := filepath.WalkDir(filepath.Join(sdk, "assembly"), func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() && (d.Name() == "node_modules" || strings.HasPrefix(d.Name(), ".")) {
-			return filepath.SkipDir
-		}
-		if !d.IsDir() && strings.HasSuffix(p, ".ts") {
-			ts = append(ts, p)
-		}
-		return nil
-	})
+	ts, err := sourceFiles(filepath.Join(sdk, "assembly"), ".ts")
 	if err != nil {
 		return nil, err
 	}
-	sort.Strings(ts)
-	sources = append(sources, ts...)
+	sources := append([]string{filepath.Join(root, asPlugin(name))}, ts...)
 	return append(sources, filepath.Join(sdk, "package.json"), filepath.Join(sdk, "package-lock.json")), nil
 }
 

@@ -155,7 +155,7 @@ func builderOf(name string) builder {
 func goSources(root, name string) ([]string, error) {
 	var sources []string
 	for _, d := range []string{filepath.Join("testplugins", name), "sdk", "abi"} {
-		files, err := goFiles(filepath.Join(root, d))
+		files, err := sourceFiles(filepath.Join(root, d), ".go")
 		if err != nil {
 			return nil, err
 		}
@@ -221,16 +221,19 @@ func build(root, name string) (string, error) {
 	return out, os.Rename(tmp.Name(), out)
 }
 
-func goFiles(dir string) ([]string, error) {
+// sourceFiles lists the files under dir whose names end in ext, tests
+// (_test+ext) aside, sorted; it skips testdata, node_modules and hidden
+// directories.
+func sourceFiles(dir, ext string) ([]string, error) {
 	var files []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() && p != dir && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")) {
+		if d.IsDir() && p != dir && (d.Name() == "testdata" || d.Name() == "node_modules" || strings.HasPrefix(d.Name(), ".")) {
 			return filepath.SkipDir
 		}
-		if !d.IsDir() && strings.HasSuffix(p, ".go") && !strings.HasSuffix(p, "_test.go") {
+		if !d.IsDir() && strings.HasSuffix(p, ext) && !strings.HasSuffix(p, "_test"+ext) {
 			files = append(files, p)
 		}
 		return nil

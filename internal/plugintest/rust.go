@@ -2,11 +2,9 @@ package plugintest
 
 import (
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 )
 
@@ -34,16 +32,8 @@ func init() {
 
 // rustSources: the plugin's file and every file of the SDK.
 func rustSources(root, name string) ([]string, error) {
-	sources := []string{filepath.Join(root, "testplugins", name+".rs")}
-	var sdk []string
-	err := filepath.WalkDir(filepath.Join(root, "sdk", "rust", "src"), func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".rs") {
-			sdk = append(sdk, p)
-		}
-		return err
-	})
-	sort.Strings(sdk)
-	return append(sources, sdk...), err
+	sdk, err := sourceFiles(filepath.Join(root, "sdk", "rust", "src"), ".rs")
+	return append([]string{filepath.Join(root, "testplugins", name+".rs")}, sdk...), err
 }
 
 func rustTool(string) (string, error) {
