@@ -130,18 +130,8 @@ func Start(ctx context.Context, t *manifest.Telemetry, opts Options) (_ *Telemet
 			tel.Shutdown(context.Background())
 		}
 	}()
-	traces := t.Traces
-	if traces == nil {
-		traces = &manifest.Traces{}
-	}
-	metrics := t.Metrics
-	if metrics == nil {
-		metrics = &manifest.Metrics{}
-	}
-	if tel.TracesExporter, err = choose("telemetry.traces.exporter", traces.Exporter, "TRACES", opts.Getenv); err != nil {
-		return nil, err
-	}
-	if tel.MetricsExporter, err = choose("telemetry.metrics.exporter", metrics.Exporter, "METRICS", opts.Getenv); err != nil {
+	traces, metrics := blocks(t)
+	if tel.TracesExporter, tel.MetricsExporter, err = exporters(traces, metrics, opts.Getenv); err != nil {
 		return nil, err
 	}
 	promAddr, promField := metrics.Prometheus, "telemetry.metrics.prometheus"
@@ -223,16 +213,30 @@ func Start(ctx context.Context, t *manifest.Telemetry, opts Options) (_ *Telemet
 // Check checks what Start would check of t and the environment, without
 // starting anything.
 func Check(t *manifest.Telemetry, getenv func(string) string) error {
-	var traces, metrics string
+	traces, metrics := blocks(t)
+	_, _, err := exporters(traces, metrics, getenv)
+	return err
+}
+
+// blocks returns the traces and metrics blocks of t, empty ones for those
+// it lacks (t may be nil).
+func blocks(t *manifest.Telemetry) (*manifest.Traces, *manifest.Metrics) {
+	traces, metrics := &manifest.Traces{}, &manifest.Metrics{}
 	if t != nil && t.Traces != nil {
-		traces = t.Traces.Exporter
+		traces = t.Traces
 	}
 	if t != nil && t.Metrics != nil {
-		metrics = t.Metrics.Exporter
+		metrics = t.Metrics
 	}
-	_, err1 := choose("telemetry.traces.exporter", traces, "TRACES", getenv)
-	_, err2 := choose("telemetry.metrics.exporter", metrics, "METRICS", getenv)
-	return errors.Join(err1, err2)
+	return traces, metrics
+}
+
+// exporters chooses the exporters of both signals; its error names every
+// setting at fault.
+func exporters(traces *manifest.Traces, metrics *manifest.Metrics, getenv func(string) string) (string, string, error) {
+	t, err1 := choose("telemetry.traces.exporter", traces.Exporter, "TRACES", getenv)
+	m, err2 := choose("telemetry.metrics.exporter", metrics.Exporter, "METRICS", getenv)
+	return t, m, errors.Join(err1, err2)
 }
 
 // choose returns the exporter the manifest names, else the one the
