@@ -65,11 +65,9 @@ func BenchmarkPipeline(b *testing.B) {
 						s = engine.JSONLinesSink(f, engine.FormatEvent)
 						defer s.Close()
 					}
-					start := time.Now().UnixNano()
 					p, err := engine.NewPipeline(engine.PipelineConfig{
-						Name: "orders",
-						Source: engine.Generator(engine.GeneratorConfig{Count: int64(b.N),
-							Event: func(i int64) engine.Event { return orders.Generated(i, start, 1e6) }}),
+						Name:   "orders",
+						Source: ordersGenerator(b.N),
 						Stages: []engine.Stage{
 							{Name: "filter", Step: v.filter(b)},
 							{Name: "map", Step: v.mapper(b), Workers: v.mapWorkers},
@@ -140,11 +138,9 @@ func BenchmarkTracing(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				start := time.Now().UnixNano()
 				p, err := engine.NewPipeline(engine.PipelineConfig{
-					Name: "orders",
-					Source: engine.Generator(engine.GeneratorConfig{Count: int64(b.N),
-						Event: func(i int64) engine.Event { return orders.Generated(i, start, 1e6) }}),
+					Name:   "orders",
+					Source: ordersGenerator(b.N),
 					Stages: []engine.Stage{
 						{Name: "filter", Kind: "filter", Step: steps[lang][0]},
 						{Name: "map", Kind: "map", Step: steps[lang][1]},
@@ -177,4 +173,11 @@ func BenchmarkTracing(b *testing.B) {
 			})
 		}
 	}
+}
+
+// ordersGenerator is n events of the orders workload, 1ms apart from now.
+func ordersGenerator(n int) engine.Source {
+	start := time.Now().UnixNano()
+	return engine.Generator(engine.GeneratorConfig{Count: int64(n),
+		Event: func(i int64) engine.Event { return orders.Generated(i, start, 1e6) }})
 }
