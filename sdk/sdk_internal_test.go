@@ -11,6 +11,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/aegis-streaming/aegis/abi"
 )
@@ -1132,4 +1134,19 @@ func TestAggregateStateMustBeEncodable(t *testing.T) {
 			Marshal: func(s *open, b []byte) []byte { return b },
 		})
 	})
+}
+
+// TestBadRunesIsTheHostsSet: the SDK's list of white space and control
+// characters beyond ASCII is exactly Go's unicode.IsSpace and
+// unicode.IsControl, the host's sets.
+func TestBadRunesIsTheHostsSet(t *testing.T) {
+	for r := rune(utf8.RuneSelf); r <= unicode.MaxRune; r++ {
+		if !utf8.ValidRune(r) {
+			continue
+		}
+		want := unicode.IsSpace(r) || unicode.IsControl(r)
+		if got := badRunes(string(r)); got != want {
+			t.Errorf("U+%04X: %v, want %v", r, got, want)
+		}
+	}
 }
