@@ -28,6 +28,24 @@ type Source interface {
 	Close() error
 }
 
+// Acker is implemented by a [Source] that needs to know when the pipeline
+// is done with the events it read (to store or commit its position, say):
+// only then is an event safe from a crash of the pipeline.
+//
+// An aggregation's open windows are held in memory: the events taken into
+// them are acknowledged once taken, so a crash loses the open windows'
+// partial results (not the events before them, nor what the windows
+// already emitted).
+type Acker interface {
+	// Ack says that the pipeline is done with the first n events that Read
+	// returned, counted over all its calls: each was written to every
+	// sink, or dropped on purpose by a step (filtered out, skipped,
+	// dead-lettered, or taken into an aggregation). The pipeline calls it
+	// from one goroutine, in order, with n growing, once per batch, and
+	// for the last batch before Run returns. An error stops the pipeline.
+	Ack(ctx context.Context, n uint64) error
+}
+
 // Sink is where a pipeline's events go.
 type Sink interface {
 	// Write writes events, in order, and returns once they are written.
@@ -166,6 +184,7 @@ type Pipeline struct {
 
 	passName string // the name of a pass's span
 	metrics  *pipelineMetrics
+	acker    Acker // the source, when it takes acknowledgements
 }
 
 // StageStats counts what a stage did.
@@ -219,6 +238,7 @@ func NewPipeline(cfg PipelineConfig) (*Pipeline, error) {
 		return nil, fmt.Errorf("pipeline[%s]: batch size %d and wait %v must be positive", cfg.Name, cfg.MaxBatch, cfg.MaxWait)
 	}
 	p := &Pipeline{cfg: cfg, log: cfg.Logger, passName: "aegis.pipeline " + cfg.Name}
+	p.acker, _ = cfg.Source.(Acker)
 	if p.log == nil {
 		p.log = slog.Default()
 	}
@@ -363,7 +383,11 @@ func (p *Pipeline) emit(work context.Context, out chan<- batch, b *[]Event) bool
 	if p.metrics != nil {
 		p.metrics.batchSize.Record(work, int64(len(*b)), p.metrics.pipelineAttrs)
 	}
-	if !send(work, out, p.newBatch(work, *b, false)) {
+	nb := p.newBatch(work, *b, false)
+	if p.acker != nil {
+		nb.ack = p.in.Load()
+	}
+	if !send(work, out, nb) {
 		return false
 	}
 	*b = p.get()
@@ -384,20 +408,35 @@ func (p *Pipeline) write(work context.Context, kill context.CancelCauseFunc, in 
 		if !ok {
 			return
 		}
-		b.pass.stamp(b.ev)
-		for _, s := range p.cfg.Sinks {
-			if err := s.Write(b.pass.context(work), b.ev); err != nil {
-				err = fmt.Errorf("sink: %w", err)
-				b.pass.end(err)
-				kill(err)
-				drain(work, in)
-				return
-			}
+		err := p.writeBatch(work, b)
+		b.pass.end(err)
+		if err != nil {
+			kill(err)
+			drain(work, in)
+			return
 		}
-		b.pass.end(nil)
 		p.out.Add(uint64(len(b.ev)))
 		p.put(b.ev)
 	}
+}
+
+// writeBatch writes a batch to every sink, then acknowledges it to the
+// source.
+func (p *Pipeline) writeBatch(work context.Context, b batch) error {
+	if len(b.ev) > 0 {
+		b.pass.stamp(b.ev)
+		for _, s := range p.cfg.Sinks {
+			if err := s.Write(b.pass.context(work), b.ev); err != nil {
+				return fmt.Errorf("sink: %w", err)
+			}
+		}
+	}
+	if b.ack > 0 {
+		if err := p.acker.Ack(work, b.ack); err != nil {
+			return fmt.Errorf("source: ack: %w", err)
+		}
+	}
+	return nil
 }
 
 // stage runs one Stage of a pipeline.
@@ -517,7 +556,7 @@ func (st *stage) run(work context.Context, kill context.CancelCauseFunc, in <-ch
 
 // pass hands a stage's output on; a batch left empty ends there.
 func (st *stage) pass(work context.Context, out chan<- batch, b batch) bool {
-	if len(b.ev) == 0 {
+	if len(b.ev) == 0 && b.ack == 0 {
 		b.pass.end(nil)
 		st.p.put(b.ev)
 		return true
@@ -597,6 +636,9 @@ func (st *stage) parallel(work context.Context, kill context.CancelCauseFunc, in
 // pass).
 func (st *stage) batch(work context.Context, b batch) (batch, error) {
 	in := b.ev
+	if len(in) == 0 {
+		return b, nil // emptied before, passed on for its ack
+	}
 	st.in.Add(uint64(len(in)))
 	ctx := work
 	var t *stepTrace

@@ -71,6 +71,10 @@ func spanContextOf(meta map[string]string) trace.SpanContext {
 type batch struct {
 	ev   []Event
 	pass *pass // nil when the pipeline does not trace
+	// ack is how many events the source had returned when the batch
+	// formed, to acknowledge once the batch is written; 0 when the source
+	// takes no acknowledgements (and for a flush).
+	ack uint64
 }
 
 // pass is the trace of one batch's pass through a pipeline: its span, and
