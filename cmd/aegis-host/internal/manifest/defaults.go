@@ -31,6 +31,13 @@ const (
 	DefaultMaxOutput       = ByteSize(host.DefaultMaxOutputBytes)
 	DefaultBuffer          = engine.DefaultBufferSize
 	DefaultRetentionEvents = engine.DefaultRetentionEvents
+	// DefaultConnectorTimeout is a connector's (a plugin source's or
+	// sink's) default timeout.
+	DefaultConnectorTimeout = Duration(30 * time.Second)
+	// DefaultConnectorMaxRestarts is a connector's default max_restarts.
+	DefaultConnectorMaxRestarts = 5
+	// DefaultDataDir is the default data_dir, relative to the manifest.
+	DefaultDataDir = ".aegis"
 )
 
 // applyDefaults fills in what a valid manifest leaves out. Only fields
@@ -38,6 +45,9 @@ const (
 // format), so that a manifest with its defaults is still valid and reads
 // back the same.
 func applyDefaults(m *Manifest) {
+	if m.DataDir == "" {
+		m.DataDir = DefaultDataDir
+	}
 	for name, c := range m.Channels {
 		if c.Buffer == 0 {
 			c.Buffer = DefaultBuffer
@@ -63,12 +73,19 @@ func applyDefaults(m *Manifest) {
 			if s.Format == "" {
 				s.Format = DefaultFormat
 			}
+		case "plugin":
+			connectorDefaults(&s.With, &s.Timeout, &s.MaxRestarts)
 		}
 		m.Sources[name] = s
 	}
 	for name, s := range m.Sinks {
-		if s.Format == "" && s.Type != "drop" {
-			s.Format = DefaultFormat
+		switch s.Type {
+		case "stdout", "file":
+			if s.Format == "" {
+				s.Format = DefaultFormat
+			}
+		case "plugin":
+			connectorDefaults(&s.With, &s.Timeout, &s.MaxRestarts)
 		}
 		m.Sinks[name] = s
 	}
@@ -113,6 +130,22 @@ func telemetryDefaults(t *Telemetry) {
 	}
 }
 
+// connectorDefaults sets the timeout and max_restarts of a plugin source
+// or sink. An empty with becomes nil, which it is as good as (both hand
+// the connector {}), so that the manifest written back out (without it)
+// reads the same.
+func connectorDefaults(with *map[string]any, timeout *Duration, maxRestarts **int) {
+	if len(*with) == 0 {
+		*with = nil
+	}
+	if *timeout == 0 {
+		*timeout = DefaultConnectorTimeout
+	}
+	if *maxRestarts == nil {
+		*maxRestarts = new(int(DefaultConnectorMaxRestarts))
+	}
+}
+
 func stepDefaults(s *Step) {
 	if s.Workers == 0 {
 		s.Workers = DefaultWorkers
@@ -137,6 +170,9 @@ func stepDefaults(s *Step) {
 		}
 	}
 	if s.Plugin != "" {
+		if len(s.With) == 0 {
+			s.With = nil // as good as {} (the host hands the plugin {}), and it reads back the same
+		}
 		if s.Limits == nil {
 			s.Limits = &Limits{}
 		}

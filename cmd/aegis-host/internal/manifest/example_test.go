@@ -43,3 +43,21 @@ pipelines: [{name: p, from: gen, to: [out]}]
 	// /srv/aegis/plugins/enrich.wasm
 	// 256 50ms
 }
+
+func ExampleManifest_DataPath() {
+	m, err := manifest.Parse("pipeline.yaml", []byte(`apiVersion: aegis/v1
+sources: {gen: {type: generator}}
+sinks: {out: {type: stdout}}
+pipelines: [{name: p, from: gen, to: [out]}]
+`), "/srv/aegis", nil)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(m.DataDir)
+	fmt.Println(m.DataPath())
+	fmt.Println(m.DataPath("connectors", "cdc"))
+	// Output:
+	// .aegis
+	// /srv/aegis/.aegis
+	// /srv/aegis/.aegis/connectors/cdc
+}

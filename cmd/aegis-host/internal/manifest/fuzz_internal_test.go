@@ -81,6 +81,32 @@ pipelines:
       - {name: d, plugin: p.wasm, limits: {fuel: 1234}}
     to: [out]
 `,
+	`apiVersion: aegis/v1
+data_dir: state
+sources:
+  cdc:
+    type: plugin
+    plugin: conn
+    sha256: a8076d3d28d21e02012b20eaf7dbf75409a6277134439025f282e368e3305abf
+    with: {dsn: "postgres://localhost/db", tables: [a, b], slot: 1, opts: {x: null}}
+    timeout: 10s
+    max_restarts: 0
+  other: {type: plugin, plugin: ./conn, with: {}, max_restarts: -1, timeout: 0s}
+sinks:
+  wh: {type: plugin, plugin: conn, timeout: 1m, max_restarts: 3}
+  bad: {type: plugin, plugin: p.wasm, path: x, format: data}
+  f: {type: file, path: out.jsonl, plugin: conn, with: {a: 1}}
+pipelines:
+  - {name: p, from: cdc, to: [wh]}
+  - {name: q, from: other, to: [bad, f]}
+`,
+	`apiVersion: aegis/v1
+sources: {in: {type: plugin, plugin: conn, max_restarts: 2}}
+sinks: {out: {type: plugin, plugin: conn, timeout: 250ms}}
+pipelines: [{name: p, from: in, to: [out]}]
+data_dir: .aegis
+`,
+	"apiVersion: aegis/v1\nsources: {in: {type: plugin}}\nsinks: {out: {type: plugin, plugin: nope, sha256: abc}}\npipelines: [{name: p, from: in, to: [out]}]\ndata_dir: \"\"\n",
 	"a: &a [*a]\n",
 	"a: &a {b: 1}\nc: {<<: *a}\n",
 	"apiVersion: aegis/v1\nchannels: {x: &c {}, y: *c}\npipelines: []\n",
@@ -97,6 +123,11 @@ func FuzzParse(f *testing.F) {
 	}
 	dir := f.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "p.wasm"), []byte("wasm"), 0o644); err != nil {
+		f.Fatal(err)
+	}
+	// A connector's executable (it need not be a real one: Parse does not
+	// run it); a seed pins its sha256.
+	if err := os.WriteFile(filepath.Join(dir, "conn"), []byte("#!/bin/sh\n"), 0o755); err != nil {
 		f.Fatal(err)
 	}
 	env := func(k string) (string, bool) {

@@ -8,10 +8,11 @@ import (
 )
 
 // Load reads, substitutes, decodes and validates the manifest at path, and
-// applies its defaults. Relative paths inside it (plugins, files) resolve
-// against the manifest's directory (see [Manifest.Resolve]); Manifest.File
-// is path and Manifest.Dir the absolute directory it is in. Environment
-// variables come from the process. The error, if any, is an [Errors].
+// applies its defaults. Relative paths inside it (plugins, files, the
+// data directory) resolve against the manifest's directory (see
+// [Manifest.Resolve] and [Manifest.DataPath]); Manifest.File is path and
+// Manifest.Dir the absolute directory it is in. Environment variables
+// come from the process. The error, if any, is an [Errors].
 func Load(path string) (*Manifest, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -62,4 +63,18 @@ func (m *Manifest) Resolve(p string) string {
 		return p
 	}
 	return filepath.Join(m.Dir, p)
+}
+
+// DataPath returns the path of elem under the data directory: DataDir
+// resolved against the manifest's directory (as [Manifest.Resolve] does),
+// or [DefaultDataDir] when DataDir is empty (a Manifest not made by Load
+// or Parse). DataPath() is the directory itself. Neither Load nor
+// DataPath creates it: whoever first writes there does (os.MkdirAll), so
+// a manifest that keeps nothing leaves no directory behind.
+func (m *Manifest) DataPath(elem ...string) string {
+	dir := m.DataDir
+	if dir == "" {
+		dir = DefaultDataDir
+	}
+	return filepath.Join(append([]string{m.Resolve(dir)}, elem...)...)
 }

@@ -5,10 +5,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -19,9 +21,10 @@ import (
 )
 
 // fixture makes a directory with what the test manifests refer to: plugin
-// files (whose content does not matter: validation does not load them),
-// an input file and an output directory. It returns the directory and the
-// sha256 of plugins/enrich.wasm.
+// files (whose content does not matter: validation neither loads nor runs
+// them), connector executables (mode 0755) and one that is not executable
+// (connectors/noexec), an input file and an output directory. It returns
+// the directory and the sha256 of plugins/enrich.wasm.
 func fixture(t testing.TB) (dir, enrichSHA string) {
 	t.Helper()
 	dir = t.TempDir()
@@ -29,6 +32,9 @@ func fixture(t testing.TB) (dir, enrichSHA string) {
 		"plugins/enrich.wasm": "not really wasm: enrich",
 		"plugins/agg.wasm":    "not really wasm: agg",
 		"plugins/filter.wasm": "not really wasm: filter",
+		"connectors/source":   connectorContent,
+		"connectors/sink":     "#!/bin/sh\n# not really a connector: sink\n",
+		"connectors/noexec":   "#!/bin/sh\n# not executable\n",
 		"input.jsonl":         `{"type":"created"}` + "\n",
 		"out/.keep":           "",
 	} {
@@ -36,7 +42,14 @@ func fixture(t testing.TB) (dir, enrichSHA string) {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		mode := os.FileMode(0o644)
+		if strings.HasPrefix(name, "connectors/") && name != "connectors/noexec" {
+			mode = 0o755
+		}
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil { // whatever the umask
 			t.Fatal(err)
 		}
 	}
@@ -44,8 +57,21 @@ func fixture(t testing.TB) (dir, enrichSHA string) {
 	return dir, hex.EncodeToString(sum[:])
 }
 
-// withSHA fills in the @ENRICH_SHA@ placeholder of a test manifest.
-func withSHA(text, sha string) string { return strings.ReplaceAll(text, "@ENRICH_SHA@", sha) }
+// connectorContent is the content of the fixture's connectors/source, and
+// connectorSHA its sha256.
+const connectorContent = "#!/bin/sh\n# not really a connector: source\n"
+
+var connectorSHA = func() string {
+	sum := sha256.Sum256([]byte(connectorContent))
+	return hex.EncodeToString(sum[:])
+}()
+
+// withSHA fills in the @ENRICH_SHA@ placeholder of a test manifest with
+// sha, and @CONNECTOR_SHA@ with connectorSHA.
+func withSHA(text, sha string) string {
+	text = strings.ReplaceAll(text, "@CONNECTOR_SHA@", connectorSHA)
+	return strings.ReplaceAll(text, "@ENRICH_SHA@", sha)
+}
 
 // fullManifest uses every field of the manifest.
 const fullManifest = `# yaml-language-server: $$schema=schema.json
@@ -76,6 +102,13 @@ sources:
     event_type: order.created
   console-in:
     type: stdin
+  cdc:
+    type: plugin
+    plugin: connectors/source
+    sha256: @CONNECTOR_SHA@
+    with: {dsn: "postgres://localhost/shop", tables: [orders, customers], slot: 7}
+    timeout: 10s
+    max_restarts: 0
 sinks:
   out:
     type: stdout
@@ -86,6 +119,12 @@ sinks:
     format: data
   void:
     type: drop
+  warehouse:
+    type: plugin
+    plugin: ./connectors/sink
+    with: {table: orders}
+    timeout: 1m30s
+    max_restarts: 10
 pipelines:
   - name: ingest
     from: gen
@@ -163,6 +202,9 @@ pipelines:
   - name: console
     from: console-in
     to: [orders]
+  - name: replicate
+    from: cdc
+    to: [warehouse]
 telemetry:
   service_name: shop
   resource: {deployment.environment: prod, service.version: "1.2.3"}
@@ -178,6 +220,7 @@ telemetry:
     headers: {api-key: secret}
     interval: 30s
     prometheus: 127.0.0.1:9464
+data_dir: var/aegis
 `
 
 // validManifests are manifests that load (in a fixture directory, with
@@ -236,6 +279,18 @@ pipelines: [{name: p, from: gen, to: [out]}]
 telemetry:
   traces: {endpoint: "https://otel.example.com", headers: {X-Scope-OrgID: team-a}, sample_ratio: 0}
   metrics: {interval: 100ms, prometheus: ":9464"}
+`,
+	"connectors": `apiVersion: aegis/v1
+sources:
+  in: {type: plugin, plugin: connectors/source}
+  pinned: {type: plugin, plugin: connectors/source, sha256: "@CONNECTOR_SHA@", with: {}, max_restarts: 0}
+sinks:
+  out: {type: plugin, plugin: connectors/sink, with: {url: "http://localhost:9200", bulk: {size: 500, flush: 1s}}}
+  quick: {type: plugin, plugin: connectors/sink, timeout: 250ms, max_restarts: 1}
+pipelines:
+  - {name: p, from: in, to: [out], steps: [{name: w, plugin: plugins/filter.wasm, with: {}}]}
+  - {name: q, from: pinned, to: [quick, out]}
+data_dir: .
 `,
 	"fan out and in": `apiVersion: aegis/v1
 channels: {a: null, b: {}, c: {}}
@@ -314,6 +369,18 @@ func TestLoadFull(t *testing.T) {
 	check("wasm-agg.limits.fuel", wasmAgg.Limits.Fuel, manifest.NoFuel)
 	check("wasm-agg.limits.fuel.Int64", wasmAgg.Limits.Fuel.Int64(), int64(-1))
 	check("wasm-agg.kind", wasmAgg.Kind, "aggregate")
+	check("sources.cdc", m.Sources["cdc"], manifest.Source{Type: "plugin", Plugin: "connectors/source", SHA256: connectorSHA,
+		With:    map[string]any{"dsn": "postgres://localhost/shop", "tables": []any{"orders", "customers"}, "slot": uint64(7)},
+		Timeout: manifest.Duration(10 * time.Second), MaxRestarts: new(0)})
+	check("sinks.warehouse", m.Sinks["warehouse"], manifest.Sink{Type: "plugin", Plugin: "./connectors/sink",
+		With: map[string]any{"table": "orders"}, Timeout: manifest.Duration(90 * time.Second), MaxRestarts: new(10)})
+	check("resolved connector", m.Resolve(m.Sinks["warehouse"].Plugin), filepath.Join(dir, "connectors/sink"))
+	check("data_dir", m.DataDir, "var/aegis")
+	check("DataPath()", m.DataPath(), filepath.Join(dir, "var/aegis"))
+	check("DataPath(connectors, cdc)", m.DataPath("connectors", "cdc"), filepath.Join(dir, "var/aegis/connectors/cdc"))
+	if _, err := os.Stat(m.DataPath()); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Load made the data directory (or: %v); it is made when first needed", err)
+	}
 	check("per-type.window", m.Pipelines[1].Steps[0].Aggregate.Window,
 		manifest.Window{Type: "sliding", Size: manifest.Duration(10 * time.Second), Every: manifest.Duration(5 * time.Second)})
 	check("telemetry", *m.Telemetry, manifest.Telemetry{
@@ -370,15 +437,18 @@ sources:
   gen: {type: generator}
   f: {type: file, path: input.jsonl}
   in: {type: stdin}
+  conn: {type: plugin, plugin: connectors/source}
+  conn-empty-with: {type: plugin, plugin: connectors/source, with: {}, max_restarts: 0}
 sinks:
   out: {type: stdout}
   file: {type: file, path: out/x}
   drop: {type: drop}
+  conn-out: {type: plugin, plugin: connectors/sink, with: null}
 pipelines:
   - name: p
     from: gen
     steps:
-      - {name: plain, plugin: plugins/filter.wasm}
+      - {name: plain, plugin: plugins/filter.wasm, with: {}}
       - {name: retry, plugin: plugins/filter.wasm, on_error: {policy: retry}}
       - {name: slow, plugin: plugins/filter.wasm, on_error: {policy: retry, backoff: 10s}}
       - name: agg
@@ -391,6 +461,8 @@ pipelines:
     to: [c]
   - {name: q, from: f, to: [d]}
   - {name: r, from: in, to: [out, file, drop]}
+  - {name: s, from: conn, to: [conn-out]}
+  - {name: t, from: conn-empty-with, to: [drop]}
 telemetry: {traces: {}, metrics: {}}
 `, nil)
 	if err != nil {
@@ -411,10 +483,18 @@ telemetry: {traces: {}, metrics: {}}
 	check("stdout sink", m.Sinks["out"], manifest.Sink{Type: "stdout", Format: "event"})
 	check("file sink", m.Sinks["file"], manifest.Sink{Type: "file", Path: "out/x", Format: "event"})
 	check("drop sink", m.Sinks["drop"], manifest.Sink{Type: "drop"})
+	check("plugin source", m.Sources["conn"], manifest.Source{Type: "plugin", Plugin: "connectors/source",
+		Timeout: manifest.DefaultConnectorTimeout, MaxRestarts: new(manifest.DefaultConnectorMaxRestarts)})
+	check("plugin source, with {} and max_restarts 0", m.Sources["conn-empty-with"], manifest.Source{Type: "plugin", Plugin: "connectors/source",
+		Timeout: ms(30000), MaxRestarts: new(0)})
+	check("plugin sink", m.Sinks["conn-out"], manifest.Sink{Type: "plugin", Plugin: "connectors/sink", Timeout: ms(30000), MaxRestarts: new(5)})
+	check("data_dir", m.DataDir, ".aegis")
+	check("DataPath", m.DataPath(), filepath.Join(dir, ".aegis"))
 	for _, p := range m.Pipelines {
 		check(p.Name+" batch", *p.Batch, manifest.Batch{MaxEvents: 256, MaxWait: ms(50)})
 	}
 	steps := m.Pipelines[0].Steps
+	// with: {} is as good as none, and left out when written back.
 	check("plain", steps[0], manifest.Step{Name: "plain", Plugin: "plugins/filter.wasm",
 		Limits:  &manifest.Limits{Memory: 64 * manifest.MiB, Timeout: ms(1000), Fuel: 10_000_000, MaxOutput: 16 * manifest.MiB},
 		Workers: 1, OnError: &manifest.ErrorPolicy{Policy: "fail"}})
@@ -438,6 +518,149 @@ telemetry: {traces: {}, metrics: {}}
 	if m.Telemetry != nil {
 		t.Errorf("telemetry = %+v, want nil when the manifest has none", m.Telemetry)
 	}
+	if m.DataDir != manifest.DefaultDataDir {
+		t.Errorf("data_dir = %q, want %q", m.DataDir, manifest.DefaultDataDir)
+	}
+	for name, got := range map[string]any{
+		"DefaultConnectorTimeout":     manifest.DefaultConnectorTimeout.D(),
+		"DefaultConnectorMaxRestarts": manifest.DefaultConnectorMaxRestarts,
+		"DefaultDataDir":              manifest.DefaultDataDir,
+	} {
+		want := map[string]any{"DefaultConnectorTimeout": 30 * time.Second, "DefaultConnectorMaxRestarts": 5, "DefaultDataDir": ".aegis"}[name]
+		if got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// TestConnectorMaxRestarts checks that max_restarts reads as written, 0
+// included, and that each reads back the same when written out: 0 (never
+// restart) is not the default.
+func TestConnectorMaxRestarts(t *testing.T) {
+	dir, _ := fixture(t)
+	for _, tc := range []struct {
+		field string
+		want  int
+	}{
+		{"", manifest.DefaultConnectorMaxRestarts},
+		{", max_restarts: 0", 0},
+		{", max_restarts: 1", 1},
+		{", max_restarts: 5", 5},
+		{", max_restarts: 1000", 1000},
+	} {
+		t.Run(tc.field, func(t *testing.T) {
+			m, err := parse(t, dir, `apiVersion: aegis/v1
+sources: {in: {type: plugin, plugin: connectors/source`+tc.field+`}}
+sinks: {out: {type: plugin, plugin: connectors/sink`+tc.field+`}}
+pipelines: [{name: p, from: in, to: [out]}]
+`, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for what, got := range map[string]*int{"source": m.Sources["in"].MaxRestarts, "sink": m.Sinks["out"].MaxRestarts} {
+				if got == nil || *got != tc.want {
+					t.Errorf("%s max_restarts = %v, want %d", what, dump(got), tc.want)
+				}
+			}
+			roundTrip(t, dir, m)
+		})
+	}
+}
+
+// TestConnectorExecutable checks that a connector's executable needs an
+// execute bit, any of them (as the kernel does for root).
+func TestConnectorExecutable(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("Windows has no execute bits; Load does not check them there")
+	}
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		mode os.FileMode
+		ok   bool
+	}{
+		{0o755, true},
+		{0o700, true},
+		{0o100, true},
+		{0o654, true},
+		{0o645, true},
+		{0o644, false},
+		{0o600, false},
+		{0o444, false},
+	} {
+		t.Run(tc.mode.String(), func(t *testing.T) {
+			p := filepath.Join(dir, "connector")
+			if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(p, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			defer os.Remove(p)
+			_, err := parse(t, dir, `apiVersion: aegis/v1
+sources: {gen: {type: generator}}
+sinks: {out: {type: plugin, plugin: connector}}
+pipelines: [{name: p, from: gen, to: [out]}]
+`, nil)
+			switch {
+			case tc.ok && err != nil:
+				t.Errorf("mode %v: %v", tc.mode, err)
+			case !tc.ok:
+				checkErrors(t, err, []string{fmt.Sprintf("pipeline.yaml:3:37: sinks.out.plugin: connector is not executable (its mode is %v; chmod +x it)", tc.mode)})
+			}
+		})
+	}
+}
+
+// TestConnectorSHA256 checks a connector's pin as TestSHA256 checks a
+// step's: one check for both.
+func TestConnectorSHA256(t *testing.T) {
+	dir := t.TempDir()
+	content := []byte("#!/bin/sh\nexec true\n")
+	if err := os.WriteFile(filepath.Join(dir, "conn"), content, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(content)
+	good := hex.EncodeToString(sum[:])
+	text := func(pin string) string {
+		return `apiVersion: aegis/v1
+sources:
+  in:
+    type: plugin
+    plugin: conn
+    sha256: "` + pin + `"
+sinks:
+  out:
+    type: plugin
+    plugin: ./conn
+    sha256: "` + pin + `"
+pipelines: [{name: p, from: in, to: [out]}]
+`
+	}
+	for _, pin := range []string{good, strings.ToUpper(good)} {
+		m, err := parse(t, dir, text(pin), nil)
+		if err != nil {
+			t.Fatalf("pin %s: %v", pin, err)
+		}
+		if got := m.Sources["in"].SHA256; got != pin {
+			t.Errorf("sha256 = %q, want it as written, %q", got, pin)
+		}
+	}
+	wrong := strings.Repeat("ab", 32)
+	_, err := parse(t, dir, text(wrong), nil)
+	checkErrors(t, err, []string{
+		"pipeline.yaml:6:13: sources.in.sha256: sha256 mismatch: the file has " + good + ", the manifest pins " + wrong,
+		"pipeline.yaml:11:13: sinks.out.sha256: sha256 mismatch: the file has " + good + ", the manifest pins " + wrong,
+	})
+	_, err = parse(t, dir, text("abc"), nil)
+	checkErrors(t, err, []string{
+		`pipeline.yaml:6:13: sources.in.sha256: must be a SHA-256 digest, 64 hex digits, got "abc"`,
+		`pipeline.yaml:11:13: sinks.out.sha256: must be a SHA-256 digest, 64 hex digits, got "abc"`,
+	})
+	_, err = parse(t, dir, text(strings.Repeat("zz", 32)), nil)
+	checkErrors(t, err, []string{
+		`pipeline.yaml:6:13: sources.in.sha256: must be a SHA-256 digest`,
+		`pipeline.yaml:11:13: sinks.out.sha256: must be a SHA-256 digest`,
+	})
 }
 
 // TestTelemetry checks what Load makes of telemetry blocks, and that each

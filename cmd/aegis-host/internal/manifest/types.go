@@ -4,17 +4,20 @@
 // Load parses a file (after ${ENV} substitution), decodes it strictly
 // (unknown keys and wrong types are errors), applies defaults and checks
 // everything that can be checked before anything starts: names and
-// references, durations and sizes, plugin files and their sha256 pins,
-// window and error-policy settings, and cycles between pipelines through
-// channels. Every error names the file, line, column and field.
+// references, durations and sizes, plugin files (wasm modules and
+// connector executables) and their sha256 pins, window and error-policy
+// settings, and cycles between pipelines through channels. Every error
+// names the file, line, column and field.
 //
 // After Load, the structs hold final values: every default that applies
 // is set (batch sizes, workers, error policies, plugin limits, channel
-// buffers, formats, ...; see the Default constants), so the code that
-// wires a manifest reads the fields as they are. Defaults are set only
-// where they apply (a generator gets an interval, a file source a
-// format), and a loaded manifest written back out loads again to the same
-// value. Paths stay as written; [Manifest.Resolve] resolves them.
+// buffers, formats, connector timeouts and restarts, the data directory,
+// ...; see the Default constants), so the code that wires a manifest reads
+// the fields as they are. Defaults are set only where they apply (a
+// generator gets an interval, a file source a format, a connector a
+// timeout), and a loaded manifest written back out loads again to the
+// same value. Paths stay as written; [Manifest.Resolve] resolves them,
+// and [Manifest.DataPath] names what goes under the data directory.
 //
 // The exception is [Telemetry]: what it leaves unset stays unset (its
 // exporters, endpoints, sampling ratio, service name and metric
@@ -46,11 +49,19 @@ type Manifest struct {
 	// the manifest has no telemetry block (the standard OTEL_* variables
 	// may apply).
 	Telemetry *Telemetry `yaml:"telemetry,omitempty" json:"telemetry,omitempty"`
+	// DataDir is the directory where aegis-host keeps what must survive a
+	// restart: the last acknowledged position of each connector source
+	// (and, with durable channels, their store). Relative to the manifest
+	// like other paths; default [DefaultDataDir] (".aegis"), which Load
+	// sets. Load does not create it: whoever first needs it does (see
+	// [Manifest.DataPath]); if it exists, it must be a directory.
+	DataDir string `yaml:"data_dir,omitempty" json:"data_dir,omitempty"`
 
 	// File is the path the manifest was read from (not part of the YAML).
 	File string `yaml:"-" json:"-"`
-	// Dir is the directory relative plugin and file paths resolve against:
-	// the manifest file's directory (not part of the YAML).
+	// Dir is the directory relative paths (plugins, files, the data
+	// directory) resolve against: the manifest file's directory (not part
+	// of the YAML).
 	Dir string `yaml:"-" json:"-"`
 }
 
@@ -82,8 +93,8 @@ type Retention struct {
 // Source is an external input. Type says which; the other fields belong
 // to one type each (checked).
 type Source struct {
-	// Type: generator, file or stdin. (CDC and connector plugins add
-	// their own types here without changing the shape.)
+	// Type: generator, file, stdin or plugin (a connector). (CDC adds its
+	// own type here without changing the shape.)
 	Type string `yaml:"type" json:"type"`
 
 	// generator: the orders workload (internal/orders).
@@ -105,20 +116,69 @@ type Source struct {
 	// EventType is the type of events read in the "data" format
 	// (required with it).
 	EventType string `yaml:"event_type,omitempty" json:"event_type,omitempty"`
+
+	// plugin: an out-of-process connector (hashicorp/go-plugin), an
+	// executable that aegis-host starts and talks to over gRPC.
+	// Plugin is the path of the connector's executable, relative to the
+	// manifest (see [Manifest.Resolve]); Load checks that it is a regular
+	// file with an execute bit set.
+	Plugin string `yaml:"plugin,omitempty" json:"plugin,omitempty"`
+	// SHA256 pins the executable's hex digest (64 hex digits); Load
+	// checks the file against it, as for a wasm step's plugin.
+	SHA256 string `yaml:"sha256,omitempty" json:"sha256,omitempty"`
+	// With is the connector's configuration, handed to it as a JSON
+	// object (nil when left out or empty).
+	With map[string]any `yaml:"with,omitempty" json:"with,omitempty"`
+	// Timeout is how long a call to the connector may take beyond what
+	// it is asked to wait, and how long it has to start; past it the host
+	// treats the connector as hung. Positive; default
+	// [DefaultConnectorTimeout] (30s), which Load sets.
+	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// MaxRestarts is how many times in a row the host restarts the
+	// connector when it crashes, hangs or returns invalid events, before
+	// the pipeline fails; 0 never restarts. Nil when left out: Load sets
+	// [DefaultConnectorMaxRestarts] (5), so it is never nil on a plugin
+	// source after Load (and nil on the other types).
+	MaxRestarts *int `yaml:"max_restarts,omitempty" json:"max_restarts,omitempty"`
 }
 
-// Sink is an external output.
+// Sink is an external output. Type says which; the other fields belong
+// to one type each (checked).
 type Sink struct {
-	// Type: stdout, file or drop.
+	// Type: stdout, file, drop or plugin (a connector).
 	Type string `yaml:"type" json:"type"`
 	// Path of a file sink, relative to the manifest; its directory must
 	// exist.
 	Path string `yaml:"path,omitempty" json:"path,omitempty"`
 	// Append to the file instead of truncating it.
 	Append bool `yaml:"append,omitempty" json:"append,omitempty"`
-	// Format: "event" (default, the whole event as JSON) or "data" (the
-	// data only).
+	// Format of stdout and file: "event" (default, the whole event as
+	// JSON) or "data" (the data only).
 	Format string `yaml:"format,omitempty" json:"format,omitempty"`
+
+	// plugin: an out-of-process connector (hashicorp/go-plugin), an
+	// executable that aegis-host starts and talks to over gRPC.
+	// Plugin is the path of the connector's executable, relative to the
+	// manifest (see [Manifest.Resolve]); Load checks that it is a regular
+	// file with an execute bit set.
+	Plugin string `yaml:"plugin,omitempty" json:"plugin,omitempty"`
+	// SHA256 pins the executable's hex digest (64 hex digits); Load
+	// checks the file against it, as for a wasm step's plugin.
+	SHA256 string `yaml:"sha256,omitempty" json:"sha256,omitempty"`
+	// With is the connector's configuration, handed to it as a JSON
+	// object (nil when left out or empty).
+	With map[string]any `yaml:"with,omitempty" json:"with,omitempty"`
+	// Timeout is how long a call to the connector may take beyond what
+	// it is asked to wait, and how long it has to start; past it the host
+	// treats the connector as hung. Positive; default
+	// [DefaultConnectorTimeout] (30s), which Load sets.
+	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// MaxRestarts is how many times in a row the host restarts the
+	// connector when it crashes, hangs or returns invalid events, before
+	// the pipeline fails; 0 never restarts. Nil when left out: Load sets
+	// [DefaultConnectorMaxRestarts] (5), so it is never nil on a plugin
+	// sink after Load (and nil on the other types).
+	MaxRestarts *int `yaml:"max_restarts,omitempty" json:"max_restarts,omitempty"`
 }
 
 // Pipeline is one flow of events.

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,8 +38,8 @@ const (
 
 // The enumerations of the manifest.
 var (
-	sourceTypes     = []string{"generator", "file", "stdin"}
-	sinkTypes       = []string{"stdout", "file", "drop"}
+	sourceTypes     = []string{"generator", "file", "stdin", "plugin"}
+	sinkTypes       = []string{"stdout", "file", "drop", "plugin"}
 	formats         = []string{"event", "data"}
 	slowSubscribers = []string{"block", "drop-oldest", "disconnect"}
 	pluginKinds     = []string{"filter", "map", "aggregate"}
@@ -94,6 +95,7 @@ type validator struct {
 func validate(m *Manifest, d *doc) Errors {
 	v := &validator{m: m, d: d, names: map[string]nameKind{}, feeds: map[string]int{}, digests: map[string]string{}}
 	v.apiVersion()
+	v.dataDir()
 	v.namespace()
 	v.channels()
 	v.sources()
@@ -274,9 +276,13 @@ func (v *validator) typed(p, typ string, types []string, fields owners) bool {
 var sourceFields = owners{
 	"count": {"generator"}, "rate": {"generator"}, "start": {"generator"}, "interval": {"generator"},
 	"path": {"file"}, "format": {"file", "stdin"}, "event_type": {"file", "stdin"},
+	"plugin": {"plugin"}, "sha256": {"plugin"}, "with": {"plugin"}, "timeout": {"plugin"}, "max_restarts": {"plugin"},
 }
 
-var sinkFields = owners{"path": {"file"}, "append": {"file"}, "format": {"stdout", "file"}}
+var sinkFields = owners{
+	"path": {"file"}, "append": {"file"}, "format": {"stdout", "file"},
+	"plugin": {"plugin"}, "sha256": {"plugin"}, "with": {"plugin"}, "timeout": {"plugin"}, "max_restarts": {"plugin"},
+}
 
 func (v *validator) sources() {
 	var stdin string
@@ -301,6 +307,8 @@ func (v *validator) sources() {
 			}
 			stdin = name
 			v.format(p, s)
+		case "plugin":
+			v.connector(p, "source", s.Plugin, s.SHA256, s.With, s.Timeout, s.MaxRestarts)
 		}
 	}
 }
@@ -345,6 +353,9 @@ func (v *validator) sinks() {
 			continue
 		}
 		v.oneOf(p+".format", s.Format, formats)
+		if s.Type == "plugin" {
+			v.connector(p, "sink", s.Plugin, s.SHA256, s.With, s.Timeout, s.MaxRestarts)
+		}
 		if s.Type != "file" {
 			continue
 		}
@@ -370,6 +381,49 @@ func (v *validator) sinks() {
 		case !fi.IsDir():
 			v.errf(p+".path", "%s is not a directory", dir)
 		}
+	}
+}
+
+// connector checks the fields of a plugin source or sink (what, at p):
+// the executable and its pin, the configuration, the timeout and the
+// restarts.
+func (v *validator) connector(p, what, plugin, pin string, with map[string]any, timeout Duration, maxRestarts *int) {
+	if plugin == "" {
+		v.errf(p+".plugin", "required for a plugin %s: the path of %s", what, connectorFile.what)
+	} else {
+		v.pluginFile(p, plugin, pin, connectorFile)
+	}
+	v.with(p+".with", with, "connector")
+	if v.d.has(p+".timeout") && timeout == 0 {
+		v.errf(p+".timeout", "must be positive (leave it out for the default, %v)", DefaultConnectorTimeout)
+	}
+	if v.d.has(p + ".max_restarts") {
+		switch {
+		case maxRestarts == nil:
+			v.errf(p+".max_restarts", "must be 0 (never restart) or more, got null (leave it out for the default, %d)", DefaultConnectorMaxRestarts)
+		case *maxRestarts < 0:
+			v.errf(p+".max_restarts", "must be 0 (never restart) or more, got %d", *maxRestarts)
+		}
+	}
+}
+
+// dataDir checks data_dir: not empty, and a directory if it exists (Load
+// does not create it).
+func (v *validator) dataDir() {
+	if !v.d.has("data_dir") {
+		return
+	}
+	if v.m.DataDir == "" {
+		v.errf("data_dir", "cannot be empty (leave it out for the default, %s)", DefaultDataDir)
+		return
+	}
+	switch fi, err := os.Stat(v.m.Resolve(v.m.DataDir)); {
+	case errors.Is(err, fs.ErrNotExist):
+		// Created when first needed.
+	case err != nil:
+		v.errf("data_dir", "cannot use %s: %v", v.m.DataDir, unwrapPathError(err))
+	case !fi.IsDir():
+		v.errf("data_dir", "%s is not a directory", v.m.DataDir)
 	}
 }
 
@@ -570,9 +624,9 @@ func (v *validator) step(pi int, p string, s *Step) {
 
 func (v *validator) plugin(p string, s *Step, aggregate bool) {
 	if s.Plugin == "" {
-		v.errf(p+".plugin", "required: the path of a .wasm module")
+		v.errf(p+".plugin", "required: the path of %s", wasmFile.what)
 	} else {
-		v.pluginFile(p, s)
+		v.pluginFile(p, s.Plugin, s.SHA256, wasmFile)
 	}
 	if v.oneOf(p+".kind", s.Kind, pluginKinds) {
 		switch {
@@ -582,11 +636,7 @@ func (v *validator) plugin(p string, s *Step, aggregate bool) {
 			v.errf(p+".kind", "kind %s contradicts the step's aggregate block (which makes it an aggregate step)", s.Kind)
 		}
 	}
-	if s.With != nil {
-		if _, err := json.Marshal(s.With); err != nil {
-			v.errf(p+".with", "cannot be handed to the plugin as JSON: %v", err)
-		}
-	}
+	v.with(p+".with", s.With, "plugin")
 	if l := s.Limits; l != nil {
 		if v.d.has(p + ".limits.memory") {
 			switch m := l.Memory; {
@@ -616,48 +666,83 @@ func (v *validator) plugin(p string, s *Step, aggregate bool) {
 	}
 }
 
-// pluginFile checks that the plugin exists and matches its sha256 pin. It
-// does not load the module: the CLI does, and reports ABI problems.
-func (v *validator) pluginFile(p string, s *Step) {
-	pin := strings.ToLower(s.SHA256)
+// with checks the configuration of a plugin step or a connector (at
+// path), which is handed to it as a JSON object.
+func (v *validator) with(path string, with map[string]any, what string) {
+	if with == nil {
+		return
+	}
+	if _, err := json.Marshal(with); err != nil {
+		v.errf(path, "cannot be handed to the %s as JSON: %v", what, err)
+	}
+}
+
+// pluginKind is what the plugin field of a step or a connector names.
+type pluginKind struct {
+	what string // for "required: the path of ..."
+	file string // for "... is a directory, not ..."
+	exec bool   // the file must be executable
+}
+
+var (
+	wasmFile      = pluginKind{what: "a .wasm module", file: "a .wasm file"}
+	connectorFile = pluginKind{what: "the connector's executable", file: "an executable", exec: true}
+)
+
+// pluginFile checks the file that the plugin field at p+".plugin" names
+// (name, as written): that it exists and is a regular file, executable
+// if kind says so, and that it matches the sha256 pin at p+".sha256"
+// (pin, as written), if any. It neither loads nor runs the plugin: the
+// CLI does, and reports what is wrong with it.
+func (v *validator) pluginFile(p, name, pin string, kind pluginKind) {
+	want := strings.ToLower(pin)
 	pinOK := true
 	if v.d.has(p + ".sha256") {
-		if _, err := hex.DecodeString(pin); err != nil || len(pin) != 2*sha256.Size {
-			v.errf(p+".sha256", "must be a SHA-256 digest, 64 hex digits, got %q", s.SHA256)
+		if _, err := hex.DecodeString(want); err != nil || len(want) != 2*sha256.Size {
+			v.errf(p+".sha256", "must be a SHA-256 digest, 64 hex digits, got %q", pin)
 			pinOK = false
 		}
 	}
-	resolved := v.m.Resolve(s.Plugin)
+	resolved := v.m.Resolve(name)
 	fi, err := os.Stat(resolved)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		v.errf(p+".plugin", "no such file: %s", s.Plugin)
+		v.errf(p+".plugin", "no such file: %s", name)
 		return
 	case err != nil:
-		v.errf(p+".plugin", "cannot read %s: %v", s.Plugin, unwrapPathError(err))
+		v.errf(p+".plugin", "cannot read %s: %v", name, unwrapPathError(err))
 		return
 	case fi.IsDir():
-		v.errf(p+".plugin", "%s is a directory, not a .wasm file", s.Plugin)
+		v.errf(p+".plugin", "%s is a directory, not %s", name, kind.file)
 		return
 	case !fi.Mode().IsRegular():
-		v.errf(p+".plugin", "%s is not a regular file", s.Plugin)
+		v.errf(p+".plugin", "%s is not a regular file", name)
 		return
+	case kind.exec && !isExecutable(fi):
+		v.errf(p+".plugin", "%s is not executable (its mode is %v; chmod +x it)", name, fi.Mode().Perm())
 	}
-	if s.SHA256 == "" || !pinOK {
+	if pin == "" || !pinOK {
 		return
 	}
 	sum, ok := v.digests[resolved]
 	if !ok {
 		var err error
 		if sum, err = fileSHA256(resolved); err != nil {
-			v.errf(p+".plugin", "cannot read %s: %v", s.Plugin, unwrapPathError(err))
+			v.errf(p+".plugin", "cannot read %s: %v", name, unwrapPathError(err))
 			return
 		}
 		v.digests[resolved] = sum
 	}
-	if sum != pin {
-		v.errf(p+".sha256", "sha256 mismatch: the file has %s, the manifest pins %s", sum, pin)
+	if sum != want {
+		v.errf(p+".sha256", "sha256 mismatch: the file has %s, the manifest pins %s", sum, want)
 	}
+}
+
+// isExecutable reports whether a regular file has an execute bit set.
+// Windows has no such bits (whether a file runs depends on its name), so
+// there every file passes, and starting the connector tells.
+func isExecutable(fi fs.FileInfo) bool {
+	return runtime.GOOS == "windows" || fi.Mode().Perm()&0o111 != 0
 }
 
 func fileSHA256(name string) (string, error) {
