@@ -61,7 +61,9 @@ func findRoot() (string, error) {
 // the language: "wat/orders_filter" (WebAssembly text, built with
 // wat2wasm), "rust/orders_map" (Rust with sdk/rust), "as/orders_map"
 // (AssemblyScript with sdk/assemblyscript), and any other, such as
-// "orders/filter", a Go plugin's directory (Go with sdk/).
+// "orders/filter", a Go plugin's directory (Go with sdk/). Names under
+// "connectors/" ("connectors/source") are connectors (hashicorp/go-plugin,
+// with plugins/sdk): Path returns a native executable for this machine.
 func Path(tb testing.TB, name string) string {
 	tb.Helper()
 	p, err := Build(name)
@@ -112,6 +114,17 @@ type builder struct {
 	tool func(root string) (string, error)
 	// build writes the module of the plugin to out.
 	build func(root, name, out string) error
+	// native says that build writes an executable for this machine,
+	// not a .wasm module.
+	native bool
+}
+
+// extension is the extension of what b builds.
+func (b builder) extension() string {
+	if b.native {
+		return exeExt
+	}
+	return ".wasm"
 }
 
 // builders by the prefix of a plugin's name; "" is Go with the SDK, for
@@ -203,13 +216,13 @@ func build(root, name string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	out := filepath.Join(dir, strings.ReplaceAll(name, "/", "-")+"-"+hex.EncodeToString(h.Sum(nil))[:16]+".wasm")
+	out := filepath.Join(dir, strings.ReplaceAll(name, "/", "-")+"-"+hex.EncodeToString(h.Sum(nil))[:16]+b.extension())
 	if _, err := os.Stat(out); err == nil {
 		return out, nil
 	}
 	// Build next to the target and rename, so that test processes of other
 	// packages building the same plugin never see half a file.
-	tmp, err := os.CreateTemp(dir, ".build-*.wasm")
+	tmp, err := os.CreateTemp(dir, ".build-*"+b.extension())
 	if err != nil {
 		return "", err
 	}

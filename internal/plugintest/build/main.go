@@ -5,7 +5,8 @@
 //	go run ./internal/plugintest/build -o bin/plugins orders/filter wat/orders_map rust/orders_map as/orders_map
 //
 // A module is named after the plugin, with "-" for "/":
-// bin/plugins/rust-orders_map.wasm.
+// bin/plugins/rust-orders_map.wasm; a connector is an executable:
+// bin/plugins/connectors-source.
 package main
 
 import (
@@ -40,7 +41,17 @@ func run(dir string, names []string) error {
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(dir, strings.ReplaceAll(name, "/", "-")+".wasm"), b, 0o644); err != nil {
+		// A connector is an executable: keep its mode and its extension
+		// (none but on Windows).
+		st, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		out := filepath.Join(dir, strings.ReplaceAll(name, "/", "-")+filepath.Ext(p))
+		if err := os.WriteFile(out, b, st.Mode().Perm()); err != nil {
+			return err
+		}
+		if err := os.Chmod(out, st.Mode().Perm()); err != nil {
 			return err
 		}
 	}
