@@ -19,6 +19,7 @@ import (
 	"github.com/aegis-streaming/aegis/host"
 	"github.com/aegis-streaming/aegis/internal/orders"
 	"github.com/aegis-streaming/aegis/internal/plugintest"
+	"github.com/aegis-streaming/aegis/plugins"
 )
 
 // BenchmarkPipeline runs the whole orders pipeline (internal/orders)
@@ -180,4 +181,64 @@ func ordersGenerator(n int) engine.Source {
 	start := time.Now().UnixNano()
 	return engine.Generator(engine.GeneratorConfig{Count: int64(n),
 		Event: func(i int64) engine.Event { return orders.Generated(i, start, 1e6) }})
+}
+
+// BenchmarkConnector measures what the out-of-process boundary costs: the
+// orders pipeline (filter and map as wasm, Go SDK or WAT, or no steps at
+// all; batch 1000; drop sink) fed by the built-in generator and by the
+// test source connector (testplugins/connectors/source) making the same
+// events in its own process, over go-plugin's gRPC. Besides events per
+// second it reports the CPU time per event of both processes together.
+func BenchmarkConnector(b *testing.B) {
+	ctx := context.Background()
+	h, err := host.New(host.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close(ctx)
+	steps := map[string][]engine.Stage{"none": nil}
+	for _, lang := range []struct{ name, filter, mapper string }{
+		{"go", "orders/filter", "orders/map"}, {"wat", "wat/orders_filter", "wat/orders_map"}} {
+		for i, name := range []string{lang.filter, lang.mapper} {
+			p, err := h.LoadFile(ctx, plugintest.Path(b, name), host.StepConfig{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close(ctx)
+			steps[lang.name] = append(steps[lang.name], engine.Stage{Name: []string{"filter", "map"}[i], Step: p})
+		}
+	}
+	connector := plugintest.Path(b, "connectors/source")
+	for _, lang := range []string{"none", "wat", "go"} {
+		for _, from := range []string{"generator", "connector"} {
+			b.Run(fmt.Sprintf("steps=%s/source=%s", lang, from), func(b *testing.B) {
+				src := ordersGenerator(b.N)
+				if from == "connector" {
+					src, err = plugins.NewSource(ctx, plugins.Config{Name: "orders", Path: connector,
+						Config: fmt.Appendf(nil, `{"count": %d, "orders": true}`, b.N), Logger: slog.New(slog.DiscardHandler)})
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer src.Close()
+				}
+				p, err := engine.NewPipeline(engine.PipelineConfig{Name: "orders", Source: src, Stages: steps[lang],
+					Sinks: []engine.Sink{engine.Drop()}, MaxBatch: 1000})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.ResetTimer()
+				cpu := cpuTime() + childrenCPUTime()
+				if err := p.Run(ctx); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				if err := src.Close(); err != nil { // the connector's CPU time counts once it has exited
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(cpuTime()+childrenCPUTime()-cpu)/float64(b.N), "cpu-ns/event")
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+				b.ReportMetric(0, "ns/op")
+			})
+		}
+	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/aegis-streaming/aegis/engine"
 	"github.com/aegis-streaming/aegis/host"
 	"github.com/aegis-streaming/aegis/internal/orders"
+	"github.com/aegis-streaming/aegis/plugins"
 )
 
 // deployment is a manifest made real: the engine and its channels, the
@@ -111,7 +112,7 @@ func deploy(ctx context.Context, m *manifest.Manifest, h *host.Host, std stdio, 
 	for name, s := range m.Sinks {
 		var sink engine.Sink = engine.Drop()
 		if !dry {
-			sink, err = openSink(m, s, std)
+			sink, err = openSink(ctx, m, name, s, std, log)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("sink[%s]: %w", name, err)
@@ -152,7 +153,7 @@ func (d *deployment) build(ctx context.Context, mp *manifest.Pipeline, h *host.H
 		if dry {
 			f.src = emptySource{}
 		} else {
-			f.src, err = openSource(d.m, mp.From, src, std)
+			f.src, err = openSource(ctx, d.m, mp.From, src, std, d.log)
 		}
 	} else {
 		f.src, err = d.eng.ChannelSource(mp.From, "pipeline:"+mp.Name)
@@ -394,7 +395,7 @@ func transformStep(name string, t *manifest.Transform) engine.Step {
 	}}
 }
 
-func openSource(m *manifest.Manifest, name string, s manifest.Source, std stdio) (engine.Source, error) {
+func openSource(ctx context.Context, m *manifest.Manifest, name string, s manifest.Source, std stdio, log *slog.Logger) (engine.Source, error) {
 	format, err := engine.ParseFormat(orDefault(s.Format, "event"))
 	if err != nil {
 		return nil, err
@@ -426,11 +427,20 @@ func openSource(m *manifest.Manifest, name string, s manifest.Source, std stdio)
 	case "stdin":
 		cfg.Name = "stdin"
 		return engine.JSONLines(std.in, cfg), nil
+	case "plugin":
+		c, err := connector(m, name, s.Plugin, s.SHA256, s.With, s.Timeout, s.MaxRestarts, log)
+		if err != nil {
+			return nil, err
+		}
+		// The position of the events the pipelines are done with, for the
+		// next run.
+		c.PositionFile = m.DataPath("connectors", name+".position")
+		return plugins.NewSource(ctx, c)
 	}
 	return nil, fmt.Errorf("unknown source type %q", s.Type)
 }
 
-func openSink(m *manifest.Manifest, s manifest.Sink, std stdio) (engine.Sink, error) {
+func openSink(ctx context.Context, m *manifest.Manifest, name string, s manifest.Sink, std stdio, log *slog.Logger) (engine.Sink, error) {
 	format, err := engine.ParseFormat(orDefault(s.Format, "event"))
 	if err != nil {
 		return nil, err
@@ -451,8 +461,35 @@ func openSink(m *manifest.Manifest, s manifest.Sink, std stdio) (engine.Sink, er
 			return nil, err
 		}
 		return engine.JSONLinesSink(f, format), nil
+	case "plugin":
+		c, err := connector(m, name, s.Plugin, s.SHA256, s.With, s.Timeout, s.MaxRestarts, log)
+		if err != nil {
+			return nil, err
+		}
+		return plugins.NewSink(ctx, c)
 	}
 	return nil, fmt.Errorf("unknown sink type %q", s.Type)
+}
+
+// connector is how to run the connector of a plugin source or sink.
+func connector(m *manifest.Manifest, name, path, sha string, with map[string]any, timeout manifest.Duration, restarts *int, log *slog.Logger) (plugins.Config, error) {
+	// A connector runs in the manifest's directory, so that the relative
+	// paths of its configuration mean what they mean in the manifest.
+	c := plugins.Config{Name: name, Path: m.Resolve(path), Dir: m.Dir, SHA256: sha, Timeout: timeout.D(), Logger: log}
+	if restarts != nil {
+		c.MaxRestarts = *restarts
+		if c.MaxRestarts == 0 {
+			c.MaxRestarts = plugins.NoRestarts
+		}
+	}
+	if len(with) > 0 {
+		b, err := json.Marshal(with)
+		if err != nil {
+			return c, fmt.Errorf("with: %w", err)
+		}
+		c.Config = b
+	}
+	return c, nil
 }
 
 // emptySource is the source of a pipeline that validate builds: it is
