@@ -162,6 +162,7 @@ func storedIndex(t *testing.T, path string) uint64 {
 }
 
 func TestSourceReadsAcksAndResumes(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cfg := sourceConfig(t, map[string]any{"count": 5000, "acks_file": filepath.Join(dir, "acks")})
 	cfg.PositionFile = filepath.Join(dir, "state", "numbers.position")
@@ -208,6 +209,7 @@ func TestSourceReadsAcksAndResumes(t *testing.T) {
 }
 
 func TestSourceRestarts(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		kv   map[string]any
@@ -246,6 +248,7 @@ func TestSourceRestarts(t *testing.T) {
 }
 
 func TestSourceGivesUp(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		kv   map[string]any
@@ -283,6 +286,7 @@ func TestSourceGivesUp(t *testing.T) {
 }
 
 func TestSourceBadStart(t *testing.T) {
+	t.Parallel()
 	script := filepath.Join(t.TempDir(), "not-a-connector")
 	if err := os.WriteFile(script, []byte("#!/bin/sh\necho hello\n"), 0o755); err != nil {
 		t.Fatal(err)
@@ -322,6 +326,7 @@ func TestSourceBadStart(t *testing.T) {
 }
 
 func TestSourceLogs(t *testing.T) {
+	t.Parallel()
 	var l logs
 	cfg := sourceConfig(t, map[string]any{"count": 10, "log": "hello from the connector"})
 	cfg.Logger = l.logger()

@@ -21,6 +21,9 @@ import (
 type Sink struct {
 	sup *supervisor[pb.SinkClient]
 	mu  sync.Mutex // one Write at a time
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // NewSink starts a sink connector, configures it and opens it. The
@@ -33,7 +36,7 @@ func NewSink(ctx context.Context, cfg Config) (*Sink, error) {
 	s := &Sink{}
 	s.sup = &supervisor[pb.SinkClient]{cfg: &cfg, kind: shared.SinkName, open: s.open}
 	if err := s.sup.start(ctx, nil); err != nil {
-		return nil, s.sup.errorf("%w", err)
+		return nil, err
 	}
 	return s, nil
 }
@@ -47,25 +50,42 @@ func (s *Sink) open(ctx context.Context, rpc pb.SinkClient, _ []byte) error {
 	return err
 }
 
-// Write writes events through the connector; see [engine.Sink].
+// Write writes events through the connector; see [engine.Sink]. A batch
+// larger than half of a message's limit goes in several writes, in order.
 func (s *Sink) Write(ctx context.Context, events []engine.Event) error {
-	if len(events) == 0 {
-		return nil
-	}
-	req := &pb.WriteRequest{Events: shared.EventsToProto(events)}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.sup.call(ctx, "write", 0, func(ctx context.Context, rpc pb.SinkClient) error {
-		_, err := rpc.Write(ctx, req)
-		return err
-	}, func() []byte { return nil })
+	for len(events) > 0 {
+		n, size := 0, 0
+		for n < len(events) && (n == 0 || size+shared.SizeOf(&events[n]) <= shared.MaxMessageSize/2) {
+			size += shared.SizeOf(&events[n])
+			n++
+		}
+		req := &pb.WriteRequest{Events: shared.EventsToProto(events[:n])}
+		err := s.sup.call(ctx, "write", 0, func(ctx context.Context, rpc pb.SinkClient) error {
+			_, err := rpc.Write(ctx, req)
+			return err
+		}, func() []byte { return nil })
+		if err != nil {
+			return err
+		}
+		events = events[n:]
+	}
+	return nil
 }
 
 // Restarts is how many times the connector was restarted.
 func (s *Sink) Restarts() uint64 { return s.sup.restarts.Load() }
 
-// Close flushes the connector, tears it down and ends its process.
+// Close flushes the connector, tears it down and ends its process. A
+// connector that exited after its last Write is an error: what it had not
+// made safe may be lost.
 func (s *Sink) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.close() })
+	return s.closeErr
+}
+
+func (s *Sink) close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.sup.stop(func(ctx context.Context, rpc pb.SinkClient) error {

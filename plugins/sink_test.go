@@ -69,6 +69,7 @@ func writeAll(t *testing.T, s *plugins.Sink, n int64) error {
 }
 
 func TestSink(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		kv       map[string]any
@@ -121,6 +122,7 @@ func TestSink(t *testing.T) {
 }
 
 func TestSinkFails(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for _, tc := range []struct {
 		name string
@@ -155,5 +157,48 @@ func TestSinkFails(t *testing.T) {
 	cfg.Path = plugintest.Path(t, "connectors/source")
 	if _, err := plugins.NewSink(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "serves no sink") {
 		t.Fatalf("err %v, want serves no sink", err)
+	}
+}
+
+func TestSinkSplitsLargeBatches(t *testing.T) {
+	t.Parallel()
+	// 36 events of 1 MiB: more than the half of a message's limit that the
+	// host sends at a time, so the batch goes in two writes, in order.
+	dir := t.TempDir()
+	s, err := plugins.NewSink(t.Context(), sinkConfig(t, map[string]any{"path": filepath.Join(dir, "out.jsonl")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := make([]engine.Event, 36)
+	for i := range events {
+		b := make([]byte, 1<<20)
+		b[0] = byte(i)
+		events[i] = engine.NewEvent("test.big", "test", engine.BytesData(b))
+	}
+	if err := s.Write(t.Context(), events); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(dir, "out.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 4<<20)
+	i := 0
+	for ; sc.Scan(); i++ {
+		var e engine.Event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := e.Data.AsBytes(); len(b) != 1<<20 || b[0] != byte(i) || e.ID != events[i].ID {
+			t.Fatalf("line %d is not event %d", i, i)
+		}
+	}
+	if sc.Err() != nil || i != len(events) {
+		t.Fatalf("%d events written (%v), want %d", i, sc.Err(), len(events))
 	}
 }

@@ -44,6 +44,9 @@ type Source struct {
 	fetchCtx  context.Context
 	stopFetch context.CancelFunc
 
+	closeOnce sync.Once
+	closeErr  error
+
 	mu      sync.Mutex
 	marks   []mark // positions of events received and not yet acknowledged
 	acked   []byte // the last position acknowledged, to commit
@@ -82,7 +85,7 @@ func NewSource(ctx context.Context, cfg Config) (*Source, error) {
 	}
 	s.sup = &supervisor[pb.SourceClient]{cfg: &cfg, kind: shared.SourceName, open: s.open}
 	if err := s.sup.start(ctx, s.pos); err != nil {
-		return nil, s.sup.errorf("%w", err)
+		return nil, err
 	}
 	go s.committer()
 	return s, nil
@@ -119,7 +122,11 @@ func (s *Source) Read(ctx context.Context, dst []engine.Event, limit int) ([]eng
 			return dst, io.EOF
 		}
 		select {
-		case f := <-s.fetches:
+		case f, ok := <-s.fetches:
+			if !ok {
+				s.held.err = s.sup.errorf("closed")
+				continue
+			}
 			s.held = f
 		case <-ctx.Done():
 			return dst, ctx.Err()
@@ -149,6 +156,7 @@ func (s *Source) Read(ctx context.Context, dst []engine.Event, limit int) ([]eng
 // closed, and hands what each call brings to Read.
 func (s *Source) fetch(limit int) {
 	defer close(s.fetched)
+	defer close(s.fetches)
 	pos := s.pos
 	for {
 		var resp *pb.ReadResponse
@@ -170,8 +178,13 @@ func (s *Source) fetch(limit int) {
 		f := fetched{err: err}
 		if err == nil {
 			f.events, f.end = events, resp.End
-			if len(events) > 0 && len(resp.Position) > 0 {
+			if len(events) > 0 {
+				// Events without a position: a restart opens where the
+				// connector starts by default (the protocol's promise).
 				pos, f.pos = resp.Position, resp.Position
+				if len(pos) == 0 {
+					pos, f.pos = nil, nil
+				}
 			}
 			if len(events) == 0 && !f.end {
 				continue
@@ -265,11 +278,12 @@ func (s *Source) Restarts() uint64 { return s.sup.restarts.Load() }
 // Close stores and hands over the last acknowledged position, tears the
 // connector down and ends its process.
 func (s *Source) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.close() })
+	return s.closeErr
+}
+
+func (s *Source) close() error {
 	s.mu.Lock()
-	if s.stopped {
-		s.mu.Unlock()
-		return nil
-	}
 	s.stopped = true
 	s.stopFetch()
 	select {
@@ -279,7 +293,10 @@ func (s *Source) Close() error {
 	close(s.commit) // the committer commits what is acknowledged, then ends
 	s.mu.Unlock()
 	<-s.done
-	s.fetchOnce.Do(func() { close(s.fetched) }) // never started
+	s.fetchOnce.Do(func() { // never started
+		close(s.fetches)
+		close(s.fetched)
+	})
 	<-s.fetched
 	err := s.sup.stop(func(ctx context.Context, rpc pb.SourceClient) error {
 		_, err := rpc.Teardown(ctx, &pb.TeardownRequest{})

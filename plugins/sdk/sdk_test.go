@@ -183,8 +183,8 @@ func TestSource(t *testing.T) {
 	// Logger's record reaches the host's log at its level with its
 	// attributes; a plain line of os.Stderr reaches the stdio stream.
 	recs := c.records(t, "opened for the test")
-	if len(recs) != 1 || recs[0]["@level"] != "info" || recs[0]["connector"] != "in" || recs[0]["position"] != 0.0 {
-		t.Errorf("records of the log line = %v, want one at info with connector=in position=0\n%s", recs, c.log)
+	if len(recs) != 1 || recs[0]["@level"] != "info" || recs[0]["position"] != 0.0 {
+		t.Errorf("records of the log line = %v, want one at info with position=0\n%s", recs, c.log)
 	}
 	eventually(t, "the plain line on the stdio stream", func() bool {
 		return strings.Contains(c.stderr.String(), "opened for the test\n")

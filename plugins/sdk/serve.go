@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -58,7 +59,9 @@ func Serve(c Connector) {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig:  shared.Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{shared.ProtocolVersion: set},
-		GRPCServer:       plugin.DefaultGRPCServer,
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			return plugin.DefaultGRPCServer(append(opts, shared.ServerOptions()...))
+		},
 		// go-plugin's own records, in the same lines as Logger's.
 		Logger: hclog.New(&hclog.LoggerOptions{Output: stderr, JSONFormat: true, Level: hclog.Trace}),
 	})

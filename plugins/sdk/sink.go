@@ -15,12 +15,12 @@ import (
 // queue, a file, an API.
 //
 // The host calls Configure, then Open, then Write as batches come, Flush
-// before it stops (and whenever it needs what was written to be kept),
-// then Close. Calls come one at a time, never concurrently.
+// before it stops, then Close. Calls come one at a time, never concurrently.
 //
 // The host sends a batch again when its Write did not return (the sink
 // crashed, hung past the host's timeout, or answered a [Retryable]
-// error), so a sink sees a batch at least once: a sink that must not
+// error), so a sink sees a batch at least once; the host may also split a
+// large batch into several Writes: a sink that must not
 // write twice dedupes, by the events' IDs say.
 //
 // An error that time may fix is marked with [Retryable]; the host retries
@@ -37,15 +37,17 @@ type Sink interface {
 	// Open makes the sink ready to write.
 	Open(ctx context.Context) error
 
-	// Write writes events, in order, and returns once they are written
-	// as far as the sink promises (in the destination, or in a buffer
-	// that Flush empties). events has at least one event, each valid
+	// Write writes events, in order, and returns once they are safe in
+	// the destination: the host then acknowledges them to their source,
+	// which does not deliver them again, so a sink that buffers must not
+	// return before what it buffered would survive a crash of its
+	// process. events has at least one event, each valid
 	// ([engine.Event.Validate]) with an ID and a time; the sink must not
 	// keep the slice after Write returns, though it may keep the events.
 	Write(ctx context.Context, events []engine.Event) error
 
-	// Flush makes everything written so far durable (or as durable as
-	// the destination makes anything).
+	// Flush makes everything written so far as durable as the
+	// destination makes anything (an fsync, say), before the host stops.
 	Flush(ctx context.Context) error
 
 	// Close makes durable what the sink still holds, as Flush does, and

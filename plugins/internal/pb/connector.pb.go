@@ -13,6 +13,7 @@
 // (the host retries it with backoff), and anything else to a failure the
 // host reports and stops the pipeline on. A connector that dies, hangs past
 // the host's timeout or returns events that are not valid is restarted.
+// Messages are at most 64 MiB either way (MaxMessageSize).
 //
 // The generated Go code is in plugins/internal/pb; `go tool task proto`
 // generates it again.

@@ -13,6 +13,7 @@
 // (the host retries it with backoff), and anything else to a failure the
 // host reports and stops the pipeline on. A connector that dies, hangs past
 // the host's timeout or returns events that are not valid is restarted.
+// Messages are at most 64 MiB either way (MaxMessageSize).
 //
 // The generated Go code is in plugins/internal/pb; `go tool task proto`
 // generates it again.
@@ -313,10 +314,13 @@ const (
 //
 // Sink is a connector that writes events outside the host.
 // The host calls Configure, then Open, then Write (one call at a time),
-// Flush before it stops, then Teardown. Write returns once the events
-// are written as far as the sink promises; after a restart the host sends
-// again the batch whose Write did not return, so a sink sees a batch at
-// least once.
+// Flush before it stops, then Teardown. Write returns once the events are
+// safe in the destination: the host then acknowledges them to their
+// source, so a sink that buffers must not answer before its buffer would
+// survive a crash of its process. After a restart the host sends again
+// the events whose Write did not return, so a sink sees an event at least
+// once. A batch larger than half of the 64 MiB message limit comes in
+// several Writes.
 type SinkClient interface {
 	Configure(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ConfigureResponse, error)
 	Open(ctx context.Context, in *OpenSinkRequest, opts ...grpc.CallOption) (*OpenSinkResponse, error)
@@ -389,10 +393,13 @@ func (c *sinkClient) Teardown(ctx context.Context, in *TeardownRequest, opts ...
 //
 // Sink is a connector that writes events outside the host.
 // The host calls Configure, then Open, then Write (one call at a time),
-// Flush before it stops, then Teardown. Write returns once the events
-// are written as far as the sink promises; after a restart the host sends
-// again the batch whose Write did not return, so a sink sees a batch at
-// least once.
+// Flush before it stops, then Teardown. Write returns once the events are
+// safe in the destination: the host then acknowledges them to their
+// source, so a sink that buffers must not answer before its buffer would
+// survive a crash of its process. After a restart the host sends again
+// the events whose Write did not return, so a sink sees an event at least
+// once. A batch larger than half of the 64 MiB message limit comes in
+// several Writes.
 type SinkServer interface {
 	Configure(context.Context, *ConfigureRequest) (*ConfigureResponse, error)
 	Open(context.Context, *OpenSinkRequest) (*OpenSinkResponse, error)

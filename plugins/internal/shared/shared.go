@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
+	"github.com/aegis-streaming/aegis/engine"
 	"github.com/aegis-streaming/aegis/plugins/internal/pb"
 )
 
@@ -24,6 +25,29 @@ const (
 	MagicCookieKey   = "AEGIS_CONNECTOR_COOKIE"
 	MagicCookieValue = "aegis-connector-7d1c3f0e"
 )
+
+// MaxMessageSize is the largest message either end sends or takes (gRPC's
+// default is 4 MiB): a batch of events. The host splits a sink's batch
+// into writes of at most half of it; a source must return fewer events at
+// a time.
+const MaxMessageSize = 64 << 20
+
+// ServerOptions are the gRPC options of a connector's server.
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(MaxMessageSize), grpc.MaxSendMsgSize(MaxMessageSize),
+	}
+}
+
+// SizeOf is about the size of an event in a message, at least its
+// size: its fields, and a few bytes of tags and lengths for each.
+func SizeOf(e *engine.Event) int {
+	n := 64 + len(e.Type) + len(e.Source) + e.Data.Size()
+	for k, v := range e.Metadata {
+		n += 16 + len(k) + len(v)
+	}
+	return n
+}
 
 // The names under which a connector binary serves its source and its sink.
 const (
