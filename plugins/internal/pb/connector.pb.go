@@ -56,10 +56,21 @@ type Event struct {
 	// time is when it happened, in nanoseconds since the Unix epoch (UTC);
 	// 0: the host sets the time it received the event.
 	Time int64 `protobuf:"varint,4,opt,name=time,proto3" json:"time,omitempty"`
-	// data is the payload; absent means null.
-	Data *Data `protobuf:"bytes,5,opt,name=data,proto3" json:"data,omitempty"`
 	// metadata holds string attributes (trace context, routing keys, ...).
-	Metadata      map[string]string `protobuf:"bytes,6,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Metadata map[string]string `protobuf:"bytes,5,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// data is the payload: one value of one kind, or none for null. (One
+	// field of the event rather than a message of its own: a message per
+	// payload would cost an allocation per event on each side.)
+	//
+	// Types that are valid to be assigned to Data:
+	//
+	//	*Event_Bool
+	//	*Event_Int
+	//	*Event_Float
+	//	*Event_String_
+	//	*Event_Bytes
+	//	*Event_Json
+	Data          isEvent_Data `protobuf_oneof:"data"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -122,13 +133,6 @@ func (x *Event) GetTime() int64 {
 	return 0
 }
 
-func (x *Event) GetData() *Data {
-	if x != nil {
-		return x.Data
-	}
-	return nil
-}
-
 func (x *Event) GetMetadata() map[string]string {
 	if x != nil {
 		return x.Metadata
@@ -136,154 +140,109 @@ func (x *Event) GetMetadata() map[string]string {
 	return nil
 }
 
-// Data is an event's payload: one value of one kind, or none for null.
-type Data struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// Types that are valid to be assigned to Value:
-	//
-	//	*Data_Bool
-	//	*Data_Int
-	//	*Data_Float
-	//	*Data_String_
-	//	*Data_Bytes
-	//	*Data_Json
-	Value         isData_Value `protobuf_oneof:"value"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *Data) Reset() {
-	*x = Data{}
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[1]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Data) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Data) ProtoMessage() {}
-
-func (x *Data) ProtoReflect() protoreflect.Message {
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[1]
+func (x *Event) GetData() isEvent_Data {
 	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Data.ProtoReflect.Descriptor instead.
-func (*Data) Descriptor() ([]byte, []int) {
-	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{1}
-}
-
-func (x *Data) GetValue() isData_Value {
-	if x != nil {
-		return x.Value
+		return x.Data
 	}
 	return nil
 }
 
-func (x *Data) GetBool() bool {
+func (x *Event) GetBool() bool {
 	if x != nil {
-		if x, ok := x.Value.(*Data_Bool); ok {
+		if x, ok := x.Data.(*Event_Bool); ok {
 			return x.Bool
 		}
 	}
 	return false
 }
 
-func (x *Data) GetInt() int64 {
+func (x *Event) GetInt() int64 {
 	if x != nil {
-		if x, ok := x.Value.(*Data_Int); ok {
+		if x, ok := x.Data.(*Event_Int); ok {
 			return x.Int
 		}
 	}
 	return 0
 }
 
-func (x *Data) GetFloat() float64 {
+func (x *Event) GetFloat() float64 {
 	if x != nil {
-		if x, ok := x.Value.(*Data_Float); ok {
+		if x, ok := x.Data.(*Event_Float); ok {
 			return x.Float
 		}
 	}
 	return 0
 }
 
-func (x *Data) GetString_() string {
+func (x *Event) GetString_() string {
 	if x != nil {
-		if x, ok := x.Value.(*Data_String_); ok {
+		if x, ok := x.Data.(*Event_String_); ok {
 			return x.String_
 		}
 	}
 	return ""
 }
 
-func (x *Data) GetBytes() []byte {
+func (x *Event) GetBytes() []byte {
 	if x != nil {
-		if x, ok := x.Value.(*Data_Bytes); ok {
+		if x, ok := x.Data.(*Event_Bytes); ok {
 			return x.Bytes
 		}
 	}
 	return nil
 }
 
-func (x *Data) GetJson() string {
+func (x *Event) GetJson() []byte {
 	if x != nil {
-		if x, ok := x.Value.(*Data_Json); ok {
+		if x, ok := x.Data.(*Event_Json); ok {
 			return x.Json
 		}
 	}
-	return ""
+	return nil
 }
 
-type isData_Value interface {
-	isData_Value()
+type isEvent_Data interface {
+	isEvent_Data()
 }
 
-type Data_Bool struct {
-	Bool bool `protobuf:"varint,1,opt,name=bool,proto3,oneof"`
+type Event_Bool struct {
+	Bool bool `protobuf:"varint,6,opt,name=bool,proto3,oneof"`
 }
 
-type Data_Int struct {
-	Int int64 `protobuf:"zigzag64,2,opt,name=int,proto3,oneof"`
+type Event_Int struct {
+	Int int64 `protobuf:"zigzag64,7,opt,name=int,proto3,oneof"`
 }
 
-type Data_Float struct {
-	Float float64 `protobuf:"fixed64,3,opt,name=float,proto3,oneof"`
+type Event_Float struct {
+	Float float64 `protobuf:"fixed64,8,opt,name=float,proto3,oneof"`
 }
 
-type Data_String_ struct {
+type Event_String_ struct {
 	// string is UTF-8 text.
-	String_ string `protobuf:"bytes,4,opt,name=string,proto3,oneof"`
+	String_ string `protobuf:"bytes,9,opt,name=string,proto3,oneof"`
 }
 
-type Data_Bytes struct {
-	Bytes []byte `protobuf:"bytes,5,opt,name=bytes,proto3,oneof"`
+type Event_Bytes struct {
+	Bytes []byte `protobuf:"bytes,10,opt,name=bytes,proto3,oneof"`
 }
 
-type Data_Json struct {
-	// json is one JSON document, as UTF-8 text.
-	Json string `protobuf:"bytes,6,opt,name=json,proto3,oneof"`
+type Event_Json struct {
+	// json is one JSON document in UTF-8 (bytes rather than string: the
+	// host checks the document and its UTF-8 itself, once).
+	Json []byte `protobuf:"bytes,11,opt,name=json,proto3,oneof"`
 }
 
-func (*Data_Bool) isData_Value() {}
+func (*Event_Bool) isEvent_Data() {}
 
-func (*Data_Int) isData_Value() {}
+func (*Event_Int) isEvent_Data() {}
 
-func (*Data_Float) isData_Value() {}
+func (*Event_Float) isEvent_Data() {}
 
-func (*Data_String_) isData_Value() {}
+func (*Event_String_) isEvent_Data() {}
 
-func (*Data_Bytes) isData_Value() {}
+func (*Event_Bytes) isEvent_Data() {}
 
-func (*Data_Json) isData_Value() {}
+func (*Event_Json) isEvent_Data() {}
 
 type ConfigureRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -298,7 +257,7 @@ type ConfigureRequest struct {
 
 func (x *ConfigureRequest) Reset() {
 	*x = ConfigureRequest{}
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[2]
+	mi := &file_aegis_connector_v1_connector_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -310,7 +269,7 @@ func (x *ConfigureRequest) String() string {
 func (*ConfigureRequest) ProtoMessage() {}
 
 func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[2]
+	mi := &file_aegis_connector_v1_connector_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -323,7 +282,7 @@ func (x *ConfigureRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureRequest.ProtoReflect.Descriptor instead.
 func (*ConfigureRequest) Descriptor() ([]byte, []int) {
-	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{2}
+	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *ConfigureRequest) GetName() string {
@@ -348,7 +307,7 @@ type ConfigureResponse struct {
 
 func (x *ConfigureResponse) Reset() {
 	*x = ConfigureResponse{}
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[3]
+	mi := &file_aegis_connector_v1_connector_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -360,7 +319,7 @@ func (x *ConfigureResponse) String() string {
 func (*ConfigureResponse) ProtoMessage() {}
 
 func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[3]
+	mi := &file_aegis_connector_v1_connector_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -373,7 +332,7 @@ func (x *ConfigureResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureResponse.ProtoReflect.Descriptor instead.
 func (*ConfigureResponse) Descriptor() ([]byte, []int) {
-	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{3}
+	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{2}
 }
 
 type OpenSourceRequest struct {
@@ -389,7 +348,7 @@ type OpenSourceRequest struct {
 
 func (x *OpenSourceRequest) Reset() {
 	*x = OpenSourceRequest{}
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[4]
+	mi := &file_aegis_connector_v1_connector_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -401,7 +360,7 @@ func (x *OpenSourceRequest) String() string {
 func (*OpenSourceRequest) ProtoMessage() {}
 
 func (x *OpenSourceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[4]
+	mi := &file_aegis_connector_v1_connector_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -414,7 +373,7 @@ func (x *OpenSourceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSourceRequest.ProtoReflect.Descriptor instead.
 func (*OpenSourceRequest) Descriptor() ([]byte, []int) {
-	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{4}
+	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *OpenSourceRequest) GetPosition() []byte {
@@ -432,7 +391,7 @@ type OpenSourceResponse struct {
 
 func (x *OpenSourceResponse) Reset() {
 	*x = OpenSourceResponse{}
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[5]
+	mi := &file_aegis_connector_v1_connector_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -444,7 +403,7 @@ func (x *OpenSourceResponse) String() string {
 func (*OpenSourceResponse) ProtoMessage() {}
 
 func (x *OpenSourceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[5]
+	mi := &file_aegis_connector_v1_connector_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -457,7 +416,7 @@ func (x *OpenSourceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSourceResponse.ProtoReflect.Descriptor instead.
 func (*OpenSourceResponse) Descriptor() ([]byte, []int) {
-	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{5}
+	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{4}
 }
 
 type ReadRequest struct {
@@ -474,7 +433,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[6]
+	mi := &file_aegis_connector_v1_connector_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -486,7 +445,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[6]
+	mi := &file_aegis_connector_v1_connector_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -499,7 +458,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{6}
+	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ReadRequest) GetMaxEvents() int32 {
@@ -534,7 +493,7 @@ type ReadResponse struct {
 
 func (x *ReadResponse) Reset() {
 	*x = ReadResponse{}
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[7]
+	mi := &file_aegis_connector_v1_connector_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -546,7 +505,7 @@ func (x *ReadResponse) String() string {
 func (*ReadResponse) ProtoMessage() {}
 
 func (x *ReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[7]
+	mi := &file_aegis_connector_v1_connector_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -559,7 +518,7 @@ func (x *ReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadResponse.ProtoReflect.Descriptor instead.
 func (*ReadResponse) Descriptor() ([]byte, []int) {
-	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{7}
+	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ReadResponse) GetEvents() []*Event {
@@ -595,7 +554,7 @@ type AckRequest struct {
 
 func (x *AckRequest) Reset() {
 	*x = AckRequest{}
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[8]
+	mi := &file_aegis_connector_v1_connector_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -607,7 +566,7 @@ func (x *AckRequest) String() string {
 func (*AckRequest) ProtoMessage() {}
 
 func (x *AckRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[8]
+	mi := &file_aegis_connector_v1_connector_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -620,7 +579,7 @@ func (x *AckRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckRequest.ProtoReflect.Descriptor instead.
 func (*AckRequest) Descriptor() ([]byte, []int) {
-	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{8}
+	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AckRequest) GetPosition() []byte {
@@ -638,7 +597,7 @@ type AckResponse struct {
 
 func (x *AckResponse) Reset() {
 	*x = AckResponse{}
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[9]
+	mi := &file_aegis_connector_v1_connector_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -650,7 +609,7 @@ func (x *AckResponse) String() string {
 func (*AckResponse) ProtoMessage() {}
 
 func (x *AckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[9]
+	mi := &file_aegis_connector_v1_connector_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -663,7 +622,7 @@ func (x *AckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AckResponse.ProtoReflect.Descriptor instead.
 func (*AckResponse) Descriptor() ([]byte, []int) {
-	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{9}
+	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{8}
 }
 
 type TeardownRequest struct {
@@ -674,7 +633,7 @@ type TeardownRequest struct {
 
 func (x *TeardownRequest) Reset() {
 	*x = TeardownRequest{}
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[10]
+	mi := &file_aegis_connector_v1_connector_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -686,7 +645,7 @@ func (x *TeardownRequest) String() string {
 func (*TeardownRequest) ProtoMessage() {}
 
 func (x *TeardownRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[10]
+	mi := &file_aegis_connector_v1_connector_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -699,7 +658,7 @@ func (x *TeardownRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TeardownRequest.ProtoReflect.Descriptor instead.
 func (*TeardownRequest) Descriptor() ([]byte, []int) {
-	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{10}
+	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{9}
 }
 
 type TeardownResponse struct {
@@ -710,7 +669,7 @@ type TeardownResponse struct {
 
 func (x *TeardownResponse) Reset() {
 	*x = TeardownResponse{}
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[11]
+	mi := &file_aegis_connector_v1_connector_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -722,7 +681,7 @@ func (x *TeardownResponse) String() string {
 func (*TeardownResponse) ProtoMessage() {}
 
 func (x *TeardownResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[11]
+	mi := &file_aegis_connector_v1_connector_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -735,7 +694,7 @@ func (x *TeardownResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TeardownResponse.ProtoReflect.Descriptor instead.
 func (*TeardownResponse) Descriptor() ([]byte, []int) {
-	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{11}
+	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{10}
 }
 
 type OpenSinkRequest struct {
@@ -746,7 +705,7 @@ type OpenSinkRequest struct {
 
 func (x *OpenSinkRequest) Reset() {
 	*x = OpenSinkRequest{}
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[12]
+	mi := &file_aegis_connector_v1_connector_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -758,7 +717,7 @@ func (x *OpenSinkRequest) String() string {
 func (*OpenSinkRequest) ProtoMessage() {}
 
 func (x *OpenSinkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[12]
+	mi := &file_aegis_connector_v1_connector_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -771,7 +730,7 @@ func (x *OpenSinkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSinkRequest.ProtoReflect.Descriptor instead.
 func (*OpenSinkRequest) Descriptor() ([]byte, []int) {
-	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{12}
+	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{11}
 }
 
 type OpenSinkResponse struct {
@@ -782,7 +741,7 @@ type OpenSinkResponse struct {
 
 func (x *OpenSinkResponse) Reset() {
 	*x = OpenSinkResponse{}
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[13]
+	mi := &file_aegis_connector_v1_connector_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -794,7 +753,7 @@ func (x *OpenSinkResponse) String() string {
 func (*OpenSinkResponse) ProtoMessage() {}
 
 func (x *OpenSinkResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[13]
+	mi := &file_aegis_connector_v1_connector_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -807,7 +766,7 @@ func (x *OpenSinkResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSinkResponse.ProtoReflect.Descriptor instead.
 func (*OpenSinkResponse) Descriptor() ([]byte, []int) {
-	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{13}
+	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{12}
 }
 
 type WriteRequest struct {
@@ -820,7 +779,7 @@ type WriteRequest struct {
 
 func (x *WriteRequest) Reset() {
 	*x = WriteRequest{}
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[14]
+	mi := &file_aegis_connector_v1_connector_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -832,7 +791,7 @@ func (x *WriteRequest) String() string {
 func (*WriteRequest) ProtoMessage() {}
 
 func (x *WriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[14]
+	mi := &file_aegis_connector_v1_connector_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -845,7 +804,7 @@ func (x *WriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteRequest.ProtoReflect.Descriptor instead.
 func (*WriteRequest) Descriptor() ([]byte, []int) {
-	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{14}
+	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WriteRequest) GetEvents() []*Event {
@@ -863,7 +822,7 @@ type WriteResponse struct {
 
 func (x *WriteResponse) Reset() {
 	*x = WriteResponse{}
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[15]
+	mi := &file_aegis_connector_v1_connector_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -875,7 +834,7 @@ func (x *WriteResponse) String() string {
 func (*WriteResponse) ProtoMessage() {}
 
 func (x *WriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[15]
+	mi := &file_aegis_connector_v1_connector_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -888,7 +847,7 @@ func (x *WriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteResponse.ProtoReflect.Descriptor instead.
 func (*WriteResponse) Descriptor() ([]byte, []int) {
-	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{15}
+	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{14}
 }
 
 type FlushRequest struct {
@@ -899,7 +858,7 @@ type FlushRequest struct {
 
 func (x *FlushRequest) Reset() {
 	*x = FlushRequest{}
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[16]
+	mi := &file_aegis_connector_v1_connector_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -911,7 +870,7 @@ func (x *FlushRequest) String() string {
 func (*FlushRequest) ProtoMessage() {}
 
 func (x *FlushRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[16]
+	mi := &file_aegis_connector_v1_connector_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -924,7 +883,7 @@ func (x *FlushRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlushRequest.ProtoReflect.Descriptor instead.
 func (*FlushRequest) Descriptor() ([]byte, []int) {
-	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{16}
+	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{15}
 }
 
 type FlushResponse struct {
@@ -935,7 +894,7 @@ type FlushResponse struct {
 
 func (x *FlushResponse) Reset() {
 	*x = FlushResponse{}
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[17]
+	mi := &file_aegis_connector_v1_connector_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -947,7 +906,7 @@ func (x *FlushResponse) String() string {
 func (*FlushResponse) ProtoMessage() {}
 
 func (x *FlushResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_aegis_connector_v1_connector_proto_msgTypes[17]
+	mi := &file_aegis_connector_v1_connector_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -960,32 +919,31 @@ func (x *FlushResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlushResponse.ProtoReflect.Descriptor instead.
 func (*FlushResponse) Descriptor() ([]byte, []int) {
-	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{17}
+	return file_aegis_connector_v1_connector_proto_rawDescGZIP(), []int{16}
 }
 
 var File_aegis_connector_v1_connector_proto protoreflect.FileDescriptor
 
 const file_aegis_connector_v1_connector_proto_rawDesc = "" +
 	"\n" +
-	"\"aegis/connector/v1/connector.proto\x12\x12aegis.connector.v1\"\x87\x02\n" +
+	"\"aegis/connector/v1/connector.proto\x12\x12aegis.connector.v1\"\xeb\x02\n" +
 	"\x05Event\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x16\n" +
 	"\x06source\x18\x03 \x01(\tR\x06source\x12\x12\n" +
-	"\x04time\x18\x04 \x01(\x03R\x04time\x12,\n" +
-	"\x04data\x18\x05 \x01(\v2\x18.aegis.connector.v1.DataR\x04data\x12C\n" +
-	"\bmetadata\x18\x06 \x03(\v2'.aegis.connector.v1.Event.MetadataEntryR\bmetadata\x1a;\n" +
+	"\x04time\x18\x04 \x01(\x03R\x04time\x12C\n" +
+	"\bmetadata\x18\x05 \x03(\v2'.aegis.connector.v1.Event.MetadataEntryR\bmetadata\x12\x14\n" +
+	"\x04bool\x18\x06 \x01(\bH\x00R\x04bool\x12\x12\n" +
+	"\x03int\x18\a \x01(\x12H\x00R\x03int\x12\x16\n" +
+	"\x05float\x18\b \x01(\x01H\x00R\x05float\x12\x18\n" +
+	"\x06string\x18\t \x01(\tH\x00R\x06string\x12\x16\n" +
+	"\x05bytes\x18\n" +
+	" \x01(\fH\x00R\x05bytes\x12\x14\n" +
+	"\x04json\x18\v \x01(\fH\x00R\x04json\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x99\x01\n" +
-	"\x04Data\x12\x14\n" +
-	"\x04bool\x18\x01 \x01(\bH\x00R\x04bool\x12\x12\n" +
-	"\x03int\x18\x02 \x01(\x12H\x00R\x03int\x12\x16\n" +
-	"\x05float\x18\x03 \x01(\x01H\x00R\x05float\x12\x18\n" +
-	"\x06string\x18\x04 \x01(\tH\x00R\x06string\x12\x16\n" +
-	"\x05bytes\x18\x05 \x01(\fH\x00R\x05bytes\x12\x14\n" +
-	"\x04json\x18\x06 \x01(\tH\x00R\x04jsonB\a\n" +
-	"\x05value\">\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x06\n" +
+	"\x04data\">\n" +
 	"\x10ConfigureRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06config\x18\x02 \x01(\fR\x06config\"\x13\n" +
@@ -1040,58 +998,56 @@ func file_aegis_connector_v1_connector_proto_rawDescGZIP() []byte {
 	return file_aegis_connector_v1_connector_proto_rawDescData
 }
 
-var file_aegis_connector_v1_connector_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_aegis_connector_v1_connector_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_aegis_connector_v1_connector_proto_goTypes = []any{
 	(*Event)(nil),              // 0: aegis.connector.v1.Event
-	(*Data)(nil),               // 1: aegis.connector.v1.Data
-	(*ConfigureRequest)(nil),   // 2: aegis.connector.v1.ConfigureRequest
-	(*ConfigureResponse)(nil),  // 3: aegis.connector.v1.ConfigureResponse
-	(*OpenSourceRequest)(nil),  // 4: aegis.connector.v1.OpenSourceRequest
-	(*OpenSourceResponse)(nil), // 5: aegis.connector.v1.OpenSourceResponse
-	(*ReadRequest)(nil),        // 6: aegis.connector.v1.ReadRequest
-	(*ReadResponse)(nil),       // 7: aegis.connector.v1.ReadResponse
-	(*AckRequest)(nil),         // 8: aegis.connector.v1.AckRequest
-	(*AckResponse)(nil),        // 9: aegis.connector.v1.AckResponse
-	(*TeardownRequest)(nil),    // 10: aegis.connector.v1.TeardownRequest
-	(*TeardownResponse)(nil),   // 11: aegis.connector.v1.TeardownResponse
-	(*OpenSinkRequest)(nil),    // 12: aegis.connector.v1.OpenSinkRequest
-	(*OpenSinkResponse)(nil),   // 13: aegis.connector.v1.OpenSinkResponse
-	(*WriteRequest)(nil),       // 14: aegis.connector.v1.WriteRequest
-	(*WriteResponse)(nil),      // 15: aegis.connector.v1.WriteResponse
-	(*FlushRequest)(nil),       // 16: aegis.connector.v1.FlushRequest
-	(*FlushResponse)(nil),      // 17: aegis.connector.v1.FlushResponse
-	nil,                        // 18: aegis.connector.v1.Event.MetadataEntry
+	(*ConfigureRequest)(nil),   // 1: aegis.connector.v1.ConfigureRequest
+	(*ConfigureResponse)(nil),  // 2: aegis.connector.v1.ConfigureResponse
+	(*OpenSourceRequest)(nil),  // 3: aegis.connector.v1.OpenSourceRequest
+	(*OpenSourceResponse)(nil), // 4: aegis.connector.v1.OpenSourceResponse
+	(*ReadRequest)(nil),        // 5: aegis.connector.v1.ReadRequest
+	(*ReadResponse)(nil),       // 6: aegis.connector.v1.ReadResponse
+	(*AckRequest)(nil),         // 7: aegis.connector.v1.AckRequest
+	(*AckResponse)(nil),        // 8: aegis.connector.v1.AckResponse
+	(*TeardownRequest)(nil),    // 9: aegis.connector.v1.TeardownRequest
+	(*TeardownResponse)(nil),   // 10: aegis.connector.v1.TeardownResponse
+	(*OpenSinkRequest)(nil),    // 11: aegis.connector.v1.OpenSinkRequest
+	(*OpenSinkResponse)(nil),   // 12: aegis.connector.v1.OpenSinkResponse
+	(*WriteRequest)(nil),       // 13: aegis.connector.v1.WriteRequest
+	(*WriteResponse)(nil),      // 14: aegis.connector.v1.WriteResponse
+	(*FlushRequest)(nil),       // 15: aegis.connector.v1.FlushRequest
+	(*FlushResponse)(nil),      // 16: aegis.connector.v1.FlushResponse
+	nil,                        // 17: aegis.connector.v1.Event.MetadataEntry
 }
 var file_aegis_connector_v1_connector_proto_depIdxs = []int32{
-	1,  // 0: aegis.connector.v1.Event.data:type_name -> aegis.connector.v1.Data
-	18, // 1: aegis.connector.v1.Event.metadata:type_name -> aegis.connector.v1.Event.MetadataEntry
-	0,  // 2: aegis.connector.v1.ReadResponse.events:type_name -> aegis.connector.v1.Event
-	0,  // 3: aegis.connector.v1.WriteRequest.events:type_name -> aegis.connector.v1.Event
-	2,  // 4: aegis.connector.v1.Source.Configure:input_type -> aegis.connector.v1.ConfigureRequest
-	4,  // 5: aegis.connector.v1.Source.Open:input_type -> aegis.connector.v1.OpenSourceRequest
-	6,  // 6: aegis.connector.v1.Source.Read:input_type -> aegis.connector.v1.ReadRequest
-	8,  // 7: aegis.connector.v1.Source.Ack:input_type -> aegis.connector.v1.AckRequest
-	10, // 8: aegis.connector.v1.Source.Teardown:input_type -> aegis.connector.v1.TeardownRequest
-	2,  // 9: aegis.connector.v1.Sink.Configure:input_type -> aegis.connector.v1.ConfigureRequest
-	12, // 10: aegis.connector.v1.Sink.Open:input_type -> aegis.connector.v1.OpenSinkRequest
-	14, // 11: aegis.connector.v1.Sink.Write:input_type -> aegis.connector.v1.WriteRequest
-	16, // 12: aegis.connector.v1.Sink.Flush:input_type -> aegis.connector.v1.FlushRequest
-	10, // 13: aegis.connector.v1.Sink.Teardown:input_type -> aegis.connector.v1.TeardownRequest
-	3,  // 14: aegis.connector.v1.Source.Configure:output_type -> aegis.connector.v1.ConfigureResponse
-	5,  // 15: aegis.connector.v1.Source.Open:output_type -> aegis.connector.v1.OpenSourceResponse
-	7,  // 16: aegis.connector.v1.Source.Read:output_type -> aegis.connector.v1.ReadResponse
-	9,  // 17: aegis.connector.v1.Source.Ack:output_type -> aegis.connector.v1.AckResponse
-	11, // 18: aegis.connector.v1.Source.Teardown:output_type -> aegis.connector.v1.TeardownResponse
-	3,  // 19: aegis.connector.v1.Sink.Configure:output_type -> aegis.connector.v1.ConfigureResponse
-	13, // 20: aegis.connector.v1.Sink.Open:output_type -> aegis.connector.v1.OpenSinkResponse
-	15, // 21: aegis.connector.v1.Sink.Write:output_type -> aegis.connector.v1.WriteResponse
-	17, // 22: aegis.connector.v1.Sink.Flush:output_type -> aegis.connector.v1.FlushResponse
-	11, // 23: aegis.connector.v1.Sink.Teardown:output_type -> aegis.connector.v1.TeardownResponse
-	14, // [14:24] is the sub-list for method output_type
-	4,  // [4:14] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	17, // 0: aegis.connector.v1.Event.metadata:type_name -> aegis.connector.v1.Event.MetadataEntry
+	0,  // 1: aegis.connector.v1.ReadResponse.events:type_name -> aegis.connector.v1.Event
+	0,  // 2: aegis.connector.v1.WriteRequest.events:type_name -> aegis.connector.v1.Event
+	1,  // 3: aegis.connector.v1.Source.Configure:input_type -> aegis.connector.v1.ConfigureRequest
+	3,  // 4: aegis.connector.v1.Source.Open:input_type -> aegis.connector.v1.OpenSourceRequest
+	5,  // 5: aegis.connector.v1.Source.Read:input_type -> aegis.connector.v1.ReadRequest
+	7,  // 6: aegis.connector.v1.Source.Ack:input_type -> aegis.connector.v1.AckRequest
+	9,  // 7: aegis.connector.v1.Source.Teardown:input_type -> aegis.connector.v1.TeardownRequest
+	1,  // 8: aegis.connector.v1.Sink.Configure:input_type -> aegis.connector.v1.ConfigureRequest
+	11, // 9: aegis.connector.v1.Sink.Open:input_type -> aegis.connector.v1.OpenSinkRequest
+	13, // 10: aegis.connector.v1.Sink.Write:input_type -> aegis.connector.v1.WriteRequest
+	15, // 11: aegis.connector.v1.Sink.Flush:input_type -> aegis.connector.v1.FlushRequest
+	9,  // 12: aegis.connector.v1.Sink.Teardown:input_type -> aegis.connector.v1.TeardownRequest
+	2,  // 13: aegis.connector.v1.Source.Configure:output_type -> aegis.connector.v1.ConfigureResponse
+	4,  // 14: aegis.connector.v1.Source.Open:output_type -> aegis.connector.v1.OpenSourceResponse
+	6,  // 15: aegis.connector.v1.Source.Read:output_type -> aegis.connector.v1.ReadResponse
+	8,  // 16: aegis.connector.v1.Source.Ack:output_type -> aegis.connector.v1.AckResponse
+	10, // 17: aegis.connector.v1.Source.Teardown:output_type -> aegis.connector.v1.TeardownResponse
+	2,  // 18: aegis.connector.v1.Sink.Configure:output_type -> aegis.connector.v1.ConfigureResponse
+	12, // 19: aegis.connector.v1.Sink.Open:output_type -> aegis.connector.v1.OpenSinkResponse
+	14, // 20: aegis.connector.v1.Sink.Write:output_type -> aegis.connector.v1.WriteResponse
+	16, // 21: aegis.connector.v1.Sink.Flush:output_type -> aegis.connector.v1.FlushResponse
+	10, // 22: aegis.connector.v1.Sink.Teardown:output_type -> aegis.connector.v1.TeardownResponse
+	13, // [13:23] is the sub-list for method output_type
+	3,  // [3:13] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_aegis_connector_v1_connector_proto_init() }
@@ -1099,13 +1055,13 @@ func file_aegis_connector_v1_connector_proto_init() {
 	if File_aegis_connector_v1_connector_proto != nil {
 		return
 	}
-	file_aegis_connector_v1_connector_proto_msgTypes[1].OneofWrappers = []any{
-		(*Data_Bool)(nil),
-		(*Data_Int)(nil),
-		(*Data_Float)(nil),
-		(*Data_String_)(nil),
-		(*Data_Bytes)(nil),
-		(*Data_Json)(nil),
+	file_aegis_connector_v1_connector_proto_msgTypes[0].OneofWrappers = []any{
+		(*Event_Bool)(nil),
+		(*Event_Int)(nil),
+		(*Event_Float)(nil),
+		(*Event_String_)(nil),
+		(*Event_Bytes)(nil),
+		(*Event_Json)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1113,7 +1069,7 @@ func file_aegis_connector_v1_connector_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_aegis_connector_v1_connector_proto_rawDesc), len(file_aegis_connector_v1_connector_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

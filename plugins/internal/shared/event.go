@@ -15,34 +15,28 @@ func ToProto(e *engine.Event) *pb.Event {
 	if !e.ID.IsZero() {
 		p.Id = e.ID[:]
 	}
-	if !e.Data.IsNull() {
-		p.Data = dataToProto(e.Data)
-	}
-	return p
-}
-
-func dataToProto(d engine.EventData) *pb.Data {
+	d := e.Data
 	switch d.Kind() {
 	case engine.KindBool:
 		v, _ := d.AsBool()
-		return &pb.Data{Value: &pb.Data_Bool{Bool: v}}
+		p.Data = &pb.Event_Bool{Bool: v}
 	case engine.KindInt:
 		v, _ := d.AsInt()
-		return &pb.Data{Value: &pb.Data_Int{Int: v}}
+		p.Data = &pb.Event_Int{Int: v}
 	case engine.KindFloat:
 		v, _ := d.AsFloat()
-		return &pb.Data{Value: &pb.Data_Float{Float: v}}
+		p.Data = &pb.Event_Float{Float: v}
 	case engine.KindString:
 		v, _ := d.AsString()
-		return &pb.Data{Value: &pb.Data_String_{String_: v}}
+		p.Data = &pb.Event_String_{String_: v}
 	case engine.KindBytes:
 		v, _ := d.AsBytes()
-		return &pb.Data{Value: &pb.Data_Bytes{Bytes: v}}
+		p.Data = &pb.Event_Bytes{Bytes: v}
 	case engine.KindJSON:
 		v, _ := d.AsJSON()
-		return &pb.Data{Value: &pb.Data_Json{Json: string(v)}}
+		p.Data = &pb.Event_Json{Json: v}
 	}
-	return nil
+	return p
 }
 
 // FromProto converts a protobuf event to an event and checks it as
@@ -62,7 +56,7 @@ func FromProto(p *pb.Event) (engine.Event, error) {
 		e.Time = time.Now().UnixNano()
 	}
 	var err error
-	if e.Data, err = dataFromProto(p.Data); err != nil {
+	if e.Data, err = dataFromProto(p); err != nil {
 		return e, fmt.Errorf("event[%s]: %w", e.ID, err)
 	}
 	if err := e.Validate(); err != nil {
@@ -71,27 +65,24 @@ func FromProto(p *pb.Event) (engine.Event, error) {
 	return e, nil
 }
 
-func dataFromProto(d *pb.Data) (engine.EventData, error) {
-	if d == nil {
-		return engine.NullData(), nil
-	}
-	switch v := d.Value.(type) {
+func dataFromProto(p *pb.Event) (engine.EventData, error) {
+	switch v := p.Data.(type) {
 	case nil:
 		return engine.NullData(), nil
-	case *pb.Data_Bool:
+	case *pb.Event_Bool:
 		return engine.BoolData(v.Bool), nil
-	case *pb.Data_Int:
+	case *pb.Event_Int:
 		return engine.IntData(v.Int), nil
-	case *pb.Data_Float:
+	case *pb.Event_Float:
 		return engine.FloatData(v.Float), nil
-	case *pb.Data_String_:
+	case *pb.Event_String_:
 		return engine.StringData(v.String_), nil
-	case *pb.Data_Bytes:
+	case *pb.Event_Bytes:
 		return engine.BytesData(v.Bytes), nil
-	case *pb.Data_Json:
-		return engine.JSONData([]byte(v.Json))
+	case *pb.Event_Json:
+		return engine.JSONData(v.Json)
 	}
-	return engine.EventData{}, fmt.Errorf("data of an unknown kind %T", d.Value)
+	return engine.EventData{}, fmt.Errorf("data of an unknown kind %T", p.Data)
 }
 
 // EventsToProto converts events for a request or a response.
