@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -67,6 +68,12 @@ pipelines:
 // sinkNumbers reads the numbers of the events the sink connector wrote,
 // and how many times each came.
 func sinkNumbers(t *testing.T, path string) (n int, seen map[int64]int) {
+	return readNumbers(t, path, true)
+}
+
+// readNumbers is sinkNumbers; tagged checks that the events went through
+// connectorManifest's step.
+func readNumbers(t *testing.T, path string, tagged bool) (n int, seen map[int64]int) {
 	t.Helper()
 	seen = map[int64]int{}
 	f, err := os.Open(path)
@@ -85,7 +92,7 @@ func sinkNumbers(t *testing.T, path string) (n int, seen map[int64]int) {
 			break
 		}
 		i, _ := e.Data.AsInt()
-		if e.Metadata["seen"] != "yes" {
+		if tagged && e.Metadata["seen"] != "yes" {
 			t.Fatalf("event %d did not pass the pipeline's step: %v", i, e.Metadata)
 		}
 		seen[i]++
@@ -292,5 +299,40 @@ func TestRunConnectorExample(t *testing.T) {
 		if e.Type != "ORDER.RECEIVED" || e.Data.Kind() != engine.KindJSON {
 			t.Fatalf("event %d: %s of %v, want ORDER.RECEIVED with JSON data", i, e.Type, e.Data.Kind())
 		}
+	}
+}
+
+func TestRunConnectorRestartMetric(t *testing.T) {
+	dir := connectorsDir(t)
+	once := filepath.Join(dir, "once")
+	m := writeFile(t, dir, "m.yaml", fmt.Sprintf(`apiVersion: aegis/v1
+telemetry:
+  metrics: {exporter: stdout, interval: 1h}
+sources:
+  numbers: {type: plugin, plugin: source, with: {count: 1000, crash_after: 500, once_file: %q}}
+sinks:
+  out: {type: plugin, plugin: sink, with: {path: out.jsonl}}
+pipelines:
+  - {name: numbers, from: numbers, to: [out]}
+`, once))
+	code, stdout, stderr := runCLI(t, "run", "-f", m)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	if n, seen := readNumbers(t, filepath.Join(dir, "out.jsonl"), false); n != 1000 || len(seen) != 1000 {
+		t.Fatalf("the sink wrote %d events, %d distinct, want 1000 once each", n, len(seen))
+	}
+	if !strings.Contains(stderr, "connector restarted") {
+		t.Errorf("the log does not say the connector restarted:\n%s", stderr)
+	}
+	// The stdout exporter's last collection, at shutdown, counts it.
+	i := strings.LastIndex(stdout, `"Name":"aegis.connector.restarts"`)
+	if i < 0 {
+		t.Fatalf("no aegis.connector.restarts in the metrics:\n%s", stdout)
+	}
+	rest := stdout[i:]
+	one := regexp.MustCompile(`"Value":"numbers"\}\},\{"Key":"aegis.connector.kind","Value":\{"Type":"STRING","Value":"source"\}\}\],"StartTime":"[^"]*","Time":"[^"]*","Value":1\}`)
+	if !one.MatchString(rest) {
+		t.Fatalf("aegis.connector.restarts, want 1 for the source numbers: %.600s", rest)
 	}
 }

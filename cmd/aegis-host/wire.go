@@ -35,6 +35,8 @@ type deployment struct {
 	plugins []*host.Plugin
 	// steps[i] names the pipeline and step of plugins[i], for metrics.
 	steps []attribute.Set
+	// connectors are the plugin sources and sinks, for metrics.
+	connectors []connectorStats
 	sinks map[string]engine.Sink
 	tel   *telemetry.Telemetry // never nil; traces and metrics may be off
 	flows []*flow
@@ -118,6 +120,7 @@ func deploy(ctx context.Context, m *manifest.Manifest, h *host.Host, std stdio, 
 			return nil, fmt.Errorf("sink[%s]: %w", name, err)
 		}
 		d.sinks[name] = sink
+		d.watch(name, "sink", sink)
 	}
 	for i := range m.Pipelines {
 		f, err := d.build(ctx, &m.Pipelines[i], h, std, dry)
@@ -130,6 +133,26 @@ func deploy(ctx context.Context, m *manifest.Manifest, h *host.Host, std stdio, 
 		}
 	}
 	return d, nil
+}
+
+// connectorStats names a connector and reads its restarts.
+type connectorStats struct {
+	attrs    attribute.Set
+	restarts func() uint64
+}
+
+// The attributes of connector metrics.
+const (
+	attrConnector     = attribute.Key("aegis.connector")
+	attrConnectorKind = attribute.Key("aegis.connector.kind")
+)
+
+// watch records a connector (a source or sink that restarts) for metrics.
+func (d *deployment) watch(name, kind string, v any) {
+	if r, ok := v.(interface{ Restarts() uint64 }); ok {
+		d.connectors = append(d.connectors, connectorStats{
+			attrs: attribute.NewSet(attrConnector.String(name), attrConnectorKind.String(kind)), restarts: r.Restarts})
+	}
 }
 
 // output returns the sink for a name in a to:, dead_letter: or late: list,
@@ -161,6 +184,7 @@ func (d *deployment) build(ctx context.Context, mp *manifest.Pipeline, h *host.H
 	if err != nil {
 		return nil, fmt.Errorf("from %s: %w", mp.From, err)
 	}
+	d.watch(mp.From, "source", f.src)
 	cfg.Source = f.src
 	if _, ok := d.m.Channels[mp.From]; ok {
 		f.drained = &drained{Source: f.src}
@@ -630,7 +654,7 @@ func (d *deployment) close(ctx context.Context) error {
 
 // instrumentPlugins records the plugins' counters as metrics: calls,
 // instances created and discarded (restarts after a trap or a limit),
-// and calls ended by a limit.
+// and calls ended by a limit; and the connectors' restarts.
 func (d *deployment) instrumentPlugins() error {
 	m := d.tel.Meter
 	calls, err1 := m.Int64ObservableCounter("aegis.plugin.calls", metric.WithUnit("{call}"),
@@ -639,7 +663,9 @@ func (d *deployment) instrumentPlugins() error {
 		metric.WithDescription("Plugin instances by outcome: created, discarded (after a trap or a limit; the next call restarts one)"))
 	limits, err3 := m.Int64ObservableCounter("aegis.plugin.limits", metric.WithUnit("{call}"),
 		metric.WithDescription("Calls ended by a limit, by outcome: fuel, deadline"))
-	if err := errors.Join(err1, err2, err3); err != nil {
+	restarts, err4 := m.Int64ObservableCounter("aegis.connector.restarts", metric.WithUnit("{restart}"),
+		metric.WithDescription("Connector processes started again after a crash, a hang or invalid events"))
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	outcome := func(s string) metric.ObserveOption { return metric.WithAttributes(engine.AttrOutcome.String(s)) }
@@ -652,8 +678,11 @@ func (d *deployment) instrumentPlugins() error {
 			o.ObserveInt64(limits, int64(s.FuelExhausted), at, outcome("fuel"))
 			o.ObserveInt64(limits, int64(s.Deadlines), at, outcome("deadline"))
 		}
+		for _, c := range d.connectors {
+			o.ObserveInt64(restarts, int64(c.restarts()), metric.WithAttributeSet(c.attrs))
+		}
 		return nil
-	}, calls, insts, limits)
+	}, calls, insts, limits, restarts)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
