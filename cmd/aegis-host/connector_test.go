@@ -336,3 +336,25 @@ pipelines:
 		t.Fatalf("aegis.connector.restarts, want 1 for the source numbers: %.600s", rest)
 	}
 }
+
+func TestRunConnectorsEndWithAFailure(t *testing.T) {
+	if _, err := os.Stat("/proc/self/exe"); err != nil {
+		t.Skip("needs /proc to find the connectors' processes")
+	}
+	// The sink fails for good while the source has no end: the run fails
+	// with the sink's error, and neither connector outlives it.
+	dir := connectorsDir(t)
+	m := writeFile(t, dir, "m.yaml", `apiVersion: aegis/v1
+sources:
+  numbers: {type: plugin, plugin: source, with: {count: 0, rate: 1000}}
+sinks:
+  out: {type: plugin, plugin: sink, with: {path: out.jsonl, fail_write: "the bucket is gone"}}
+pipelines:
+  - {name: numbers, from: numbers, to: [out]}
+`)
+	code, _, stderr := runCLI(t, "run", "-f", m)
+	if code == exitOK || !strings.Contains(stderr, "connector[out]: write: the bucket is gone") {
+		t.Fatalf("exit %d, want the sink's error:\n%s", code, stderr)
+	}
+	noConnectors(t, dir)
+}
