@@ -37,9 +37,9 @@ type deployment struct {
 	steps []attribute.Set
 	// connectors are the plugin sources and sinks, for metrics.
 	connectors []connectorStats
-	sinks map[string]engine.Sink
-	tel   *telemetry.Telemetry // never nil; traces and metrics may be off
-	flows []*flow
+	sinks      map[string]engine.Sink
+	tel        *telemetry.Telemetry // never nil; traces and metrics may be off
+	flows      []*flow
 	// writers counts, per channel, the pipelines that write to it; when the
 	// last one ends the channel is deleted, which ends the pipelines that
 	// read it once they have taken everything.
