@@ -41,16 +41,26 @@ func (f *positionFile) load() ([]byte, error) {
 // check makes sure that the position can be saved: that the directory
 // exists or can be made, and takes new files.
 func (f *positionFile) check() error {
-	dir := filepath.Dir(f.path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("position file: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, filepath.Base(f.path)+".*")
+	tmp, err := f.temp()
 	if err != nil {
-		return fmt.Errorf("position file: %w", err)
+		return err
 	}
 	tmp.Close()
 	return os.Remove(tmp.Name())
+}
+
+// temp makes a new file beside the position file, making the directory if
+// needed.
+func (f *positionFile) temp() (*os.File, error) {
+	dir := filepath.Dir(f.path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("position file: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, filepath.Base(f.path)+".*")
+	if err != nil {
+		return nil, fmt.Errorf("position file: %w", err)
+	}
+	return tmp, nil
 }
 
 // save replaces the stored position.
@@ -59,13 +69,9 @@ func (f *positionFile) save(pos []byte) error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(f.path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("position file: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, filepath.Base(f.path)+".*")
+	tmp, err := f.temp()
 	if err != nil {
-		return fmt.Errorf("position file: %w", err)
+		return err
 	}
 	_, err = tmp.Write(append(b, '\n'))
 	if err == nil {
@@ -81,7 +87,7 @@ func (f *positionFile) save(pos []byte) error {
 		os.Remove(tmp.Name())
 		return fmt.Errorf("position file: %w", err)
 	}
-	if d, err := os.Open(dir); err == nil {
+	if d, err := os.Open(filepath.Dir(f.path)); err == nil {
 		err = d.Sync()
 		d.Close()
 		if err != nil {

@@ -51,21 +51,9 @@ func TestProtocolVersion(t *testing.T) {
 	}
 }
 
-// pidsOf returns the processes running the executable path.
-func pidsOf(path string) []int {
-	var pids []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		var pid int
-		if _, err := fmt.Sscan(e.Name(), &pid); err != nil {
-			continue
-		}
-		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && exe == path {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
+// pidsOf returns the processes running the executable path, a copy of a
+// connector in a directory of its own.
+func pidsOf(path string) []int { return plugintest.Processes(filepath.Dir(path)) }
 
 func TestSourceKilledFromOutside(t *testing.T) {
 	t.Parallel()

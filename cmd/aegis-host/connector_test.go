@@ -154,29 +154,12 @@ sinks:
 	}
 }
 
-// connectorPids returns the processes running an executable of dir.
-func connectorPids(dir string) []int {
-	var pids []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		var pid int
-		if _, err := fmt.Sscan(e.Name(), &pid); err != nil {
-			continue
-		}
-		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
-		if err == nil && filepath.Dir(exe) == dir {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
 // noConnectors waits until no process runs an executable of dir.
 func noConnectors(t *testing.T, dir string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		pids := connectorPids(dir)
+		pids := plugintest.Processes(dir)
 		if len(pids) == 0 {
 			return
 		}
