@@ -32,10 +32,13 @@ type Source interface {
 // is done with the events it read (to store or commit its position, say):
 // only then is an event safe from a crash of the pipeline.
 //
-// An aggregation's open windows are held in memory: the events taken into
+// What the pipeline is done with is only as safe as where it went: an
+// aggregation's open windows are held in memory, and the events taken into
 // them are acknowledged once taken, so a crash loses the open windows'
 // partial results (not the events before them, nor what the windows
-// already emitted).
+// already emitted); and an event written to an in-memory channel is
+// acknowledged once there, so a crash loses what the channel's readers
+// had not yet written.
 type Acker interface {
 	// Ack says that the pipeline is done with the first n events that Read
 	// returned, counted over all its calls: each was written to every
