@@ -173,6 +173,9 @@ func stepDefaults(s *Step) {
 		if len(s.With) == 0 {
 			s.With = nil // as good as {} (the host hands the plugin {}), and it reads back the same
 		}
+		if s.Grants != nil && len(s.Grants.Env) == 0 {
+			s.Grants.Env = nil // as good as {}, and it reads back the same
+		}
 		if s.Limits == nil {
 			s.Limits = &Limits{}
 		}

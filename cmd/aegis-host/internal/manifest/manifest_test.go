@@ -233,6 +233,15 @@ sources: {gen: {type: generator}}
 sinks: {out: {type: stdout}}
 pipelines: [{name: p, from: gen, to: [out]}]
 `,
+	"empty grants env": `apiVersion: aegis/v1
+sources: {gen: {type: generator}}
+sinks: {out: {type: stdout}}
+pipelines:
+  - name: p
+    from: gen
+    steps: [{name: f, plugin: plugins/filter.wasm, grants: {clock: true, env: {}}}]
+    to: [out]
+`,
 	"env defaults": `apiVersion: aegis/v1
 sources:
   gen: {type: generator, count: ${COUNT:-10}}

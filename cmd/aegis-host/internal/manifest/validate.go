@@ -785,6 +785,12 @@ func (v *validator) filter(p string, f *Filter) {
 			v.errf(p+".source_glob", "%v", err)
 		}
 	}
+	if has("meta") && len(f.Meta) == 0 {
+		v.errf(p+".meta", "needs at least one key")
+	}
+	if has("has_meta") && len(f.HasMeta) == 0 {
+		v.errf(p+".has_meta", "needs at least one key")
+	}
 	for _, k := range sortedKeys(f.Meta) {
 		if k == "" {
 			v.keyErrf(entryPath(p+".meta", k), "a metadata key cannot be empty")
@@ -831,6 +837,11 @@ func (v *validator) transform(p string, t *Transform) {
 	}
 	if v.oneOf(p+".type_case", t.TypeCase, typeCases) && t.TypeCase != "" && t.SetType != "" {
 		v.errf(p+".type_case", "set_type and type_case both change the type; use one")
+	}
+	for _, k := range []string{"set_meta", "delete_meta"} {
+		if v.d.has(p+"."+k) && (k == "set_meta" && len(t.SetMeta) == 0 || k == "delete_meta" && len(t.DeleteMeta) == 0) {
+			v.errf(p+"."+k, "needs at least one key")
+		}
 	}
 	for _, k := range sortedKeys(t.SetMeta) {
 		if k == "" {
