@@ -62,6 +62,7 @@ type pipelineMetrics struct {
 	duration      metric.Float64Histogram
 	batchSize     metric.Int64Histogram
 	pipelineAttrs metric.MeasurementOption
+	callback      metric.Registration // the counters' callback, until Close
 }
 
 func newPipelineMetrics(p *Pipeline, m metric.Meter) (*pipelineMetrics, error) {
@@ -82,7 +83,8 @@ func newPipelineMetrics(p *Pipeline, m metric.Meter) (*pipelineMetrics, error) {
 	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
 		return nil, err
 	}
-	_, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+	var err error
+	pm.callback, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		for _, st := range p.stages {
 			s := st.stats()
 			set := st.metricAttrs

@@ -505,3 +505,24 @@ func TestEngineInstrumentClosedWhileCollecting(t *testing.T) {
 		t.Errorf("Instrument on a closed engine deadlocked with a collection")
 	}
 }
+
+func TestPipelineClose(t *testing.T) {
+	t.Parallel()
+	meter, reader := omNew(t)
+	p := plNew(t, engine.PipelineConfig{Name: "closed", Source: &plSliceSource{events: otEvents(5)},
+		Stages: []engine.Stage{{Name: "pass", Step: plPass}}, Sinks: []engine.Sink{newPLSink()}, Meter: meter})
+	if err := plRun(t, t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	omWant(t, omCollect(t, reader)[engine.MetricStepEvents], 5, engine.AttrPipeline.String("closed"), engine.AttrOutcome.String("in"))
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatalf("a second Close: %v", err)
+	}
+	// Closed, it is no longer observed.
+	if pts := omPoints(t, omCollect(t, reader)[engine.MetricStepEvents], engine.AttrPipeline.String("closed")); len(pts) != 0 {
+		t.Fatalf("%d points after Close", len(pts))
+	}
+}

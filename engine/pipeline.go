@@ -183,6 +183,7 @@ type Pipeline struct {
 	in     atomic.Uint64
 	out    atomic.Uint64
 	ran    atomic.Bool
+	closed atomic.Bool
 	pool   sync.Pool
 
 	passName string // the name of a pass's span
@@ -264,6 +265,19 @@ func NewPipeline(cfg PipelineConfig) (*Pipeline, error) {
 
 // Name is the pipeline's name.
 func (p *Pipeline) Name() string { return p.cfg.Name }
+
+// Close releases what NewPipeline took from its Meter: the callback that
+// observes the pipeline's counters, which otherwise keeps the pipeline
+// reachable, and observed, as long as the meter lives. Call it once Run
+// has returned and the last collection that should count the pipeline is
+// done. It closes neither the source nor the sinks; a second Close does
+// nothing.
+func (p *Pipeline) Close() error {
+	if p.metrics == nil || !p.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	return p.metrics.callback.Unregister()
+}
 
 // Stats returns the pipeline's counters; safe to call while it runs.
 func (p *Pipeline) Stats() PipelineStats {
