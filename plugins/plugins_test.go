@@ -353,3 +353,23 @@ func TestSourceLogs(t *testing.T) {
 		t.Fatalf("want the connector's log line (%v) and its stderr line (%v) in the host's log:\n%s", sdk, stderr, l.String())
 	}
 }
+
+func TestSourceResponseTooLarge(t *testing.T) {
+	t.Parallel()
+	// 100 events of 1 MiB in one answer: over the 64 MiB a message may
+	// hold. The connector is not restarted (it would do the same again):
+	// the error says what to do.
+	cfg := sourceConfig(t, map[string]any{"count": 100, "payload_bytes": 1 << 20})
+	src, err := plugins.NewSource(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	_, err = src.Read(t.Context(), nil, 100)
+	if err == nil || !strings.Contains(err.Error(), "connector[numbers]: read:") || !strings.Contains(err.Error(), "a source must return fewer events at a time") {
+		t.Fatalf("err %v", err)
+	}
+	if r := src.Restarts(); r != 0 {
+		t.Errorf("%d restarts", r)
+	}
+}

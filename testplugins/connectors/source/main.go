@@ -24,8 +24,9 @@
 //	acks_file PATH   each Ack writes the acknowledged position's index, in
 //	                 decimal, to PATH (atomically: a temporary file renamed)
 //	log S            Open logs S at info through sdk.Logger (with the
-//	                 attributes connector and position) and writes S as a
-//	                 plain line to os.Stderr
+//	                 attribute position) and writes S as a plain line to
+//	                 os.Stderr
+//	payload_bytes N  the events' data is N zero bytes instead
 //
 // The position is the 8-byte big-endian index of the next event; opening
 // at it resumes exactly. Event i is orders.Generated(i, 2026-01-01T00:00Z,
@@ -67,6 +68,7 @@ type config struct {
 	FailConfigure  string  `json:"fail_configure"`
 	AcksFile       string  `json:"acks_file"`
 	Log            string  `json:"log"`
+	PayloadBytes   int     `json:"payload_bytes"`
 }
 
 // start is the time of event 0.
@@ -195,6 +197,9 @@ func (s *source) event(i int64) engine.Event {
 	e := orders.Generated(i, start, int64(time.Millisecond))
 	if !s.cfg.Orders {
 		e.Type, e.Source, e.Data = "test.count", "urn:aegis:test:source", engine.IntData(i)
+	}
+	if s.cfg.PayloadBytes > 0 {
+		e.Data = engine.BytesData(make([]byte, s.cfg.PayloadBytes))
 	}
 	return e
 }
