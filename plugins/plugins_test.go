@@ -53,16 +53,22 @@ func (l *logs) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-func sourceConfig(t *testing.T, kv map[string]any) plugins.Config {
+// testConfig runs the test connector connector ("source" or "sink") as
+// name, with short timeouts and backoff.
+func testConfig(t *testing.T, name, connector string, kv map[string]any) plugins.Config {
 	return plugins.Config{
-		Name:       "numbers",
-		Path:       plugintest.Path(t, "connectors/source"),
+		Name:       name,
+		Path:       plugintest.Path(t, "connectors/"+connector),
 		Config:     config(t, kv),
 		Timeout:    5 * time.Second,
 		Backoff:    10 * time.Millisecond,
 		MaxBackoff: 50 * time.Millisecond,
 		Logger:     slog.New(slog.DiscardHandler),
 	}
+}
+
+func sourceConfig(t *testing.T, kv map[string]any) plugins.Config {
+	return testConfig(t, "numbers", "source", kv)
 }
 
 // collect is a sink that keeps the numbers of the events it is given.

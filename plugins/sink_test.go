@@ -3,7 +3,6 @@ package plugins_test
 import (
 	"bufio"
 	"encoding/json"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,15 +15,7 @@ import (
 )
 
 func sinkConfig(t *testing.T, kv map[string]any) plugins.Config {
-	return plugins.Config{
-		Name:       "out",
-		Path:       plugintest.Path(t, "connectors/sink"),
-		Config:     config(t, kv),
-		Timeout:    5 * time.Second,
-		Backoff:    10 * time.Millisecond,
-		MaxBackoff: 50 * time.Millisecond,
-		Logger:     slog.New(slog.DiscardHandler),
-	}
+	return testConfig(t, "out", "sink", kv)
 }
 
 func numbers(from, to int64) []engine.Event {
