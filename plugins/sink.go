@@ -57,15 +57,18 @@ func (s *Sink) Write(ctx context.Context, events []engine.Event) error {
 	defer s.mu.Unlock()
 	for len(events) > 0 {
 		n, size := 0, 0
-		for n < len(events) && (n == 0 || size+shared.SizeOf(&events[n]) <= shared.MaxMessageSize/2) {
+		for n < len(events) {
 			size += shared.SizeOf(&events[n])
+			if n > 0 && size > shared.MaxMessageSize/2 {
+				break
+			}
 			n++
 		}
 		req := &pb.WriteRequest{Events: shared.EventsToProto(events[:n])}
 		err := s.sup.call(ctx, "write", 0, func(ctx context.Context, rpc pb.SinkClient) error {
 			_, err := rpc.Write(ctx, req)
 			return err
-		}, func() []byte { return nil })
+		}, nil)
 		if err != nil {
 			return err
 		}

@@ -243,7 +243,8 @@ func (s *supervisor[C]) failure(ctx context.Context, p *proc[C], op string, err 
 // crashed, hung or misbehaved, retries a call the connector asked to have
 // retried, and gives up after MaxRestarts failures in a row. It returns a
 // permanent failure as is, and ctx's error once ctx is done. A restarted
-// connector is opened at pos() (a source's position; nil for a sink).
+// connector is opened at pos() (a source's position; pos is nil for a
+// sink, which has none).
 func (s *supervisor[C]) call(ctx context.Context, op string, wait time.Duration, f func(ctx context.Context, rpc C) error, pos func() []byte) error {
 	for {
 		p, err := s.current()
@@ -335,7 +336,11 @@ func (s *supervisor[C]) relaunch(ctx context.Context, cause error, pos func() []
 		if !sleep(ctx, backoff(s.cfg, n)) {
 			return nil, s.errorf("%w", ctx.Err())
 		}
-		np, err := s.launch(ctx, pos(), false)
+		var at []byte
+		if pos != nil {
+			at = pos()
+		}
+		np, err := s.launch(ctx, at, false)
 		if err == nil {
 			s.restarts.Add(1)
 			s.cfg.Logger.Info("connector restarted", "restarts", s.restarts.Load())
