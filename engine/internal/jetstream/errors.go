@@ -38,6 +38,7 @@ const (
 	codeStreamNotFound        = 10059
 	codeConsumerNotFound      = 10014
 	codeInsufficientStorage   = 10047
+	codeDuplicateInProcess    = 10158
 )
 
 // apiError translates an error from the server into this package's
@@ -61,7 +62,7 @@ func apiError(err error) error {
 		return err
 	}
 	switch {
-	case errors.Is(err, jetstream.ErrStreamNotFound):
+	case errors.Is(err, jetstream.ErrStreamNotFound), errors.Is(err, jetstream.ErrNoStreamResponse):
 		return fmt.Errorf("%w: %w", ErrStreamNotFound, err)
 	case errors.Is(err, jetstream.ErrConsumerNotFound):
 		return fmt.Errorf("%w: %w", ErrConsumerNotFound, err)

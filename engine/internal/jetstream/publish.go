@@ -68,7 +68,17 @@ func (s *Stream) Publish(ctx context.Context, m Msg) (PubAck, error) {
 	if err != nil {
 		return PubAck{}, fmt.Errorf("channel[%s] msg[%s]: %w", s.channel, m.ID, err)
 	}
-	pa, err := s.c.js.PublishMsg(ctx, nm, jetstream.WithRetryAttempts(0))
+	var pa *jetstream.PubAck
+	for {
+		pa, err = s.c.js.PublishMsg(ctx, nm, jetstream.WithRetryAttempts(0))
+		// A clustered stream refuses a duplicate while the first message
+		// with its ID is still being replicated; once that is done the
+		// retry is acknowledged as a duplicate.
+		if !isAPICode(err, codeDuplicateInProcess) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	if err != nil {
 		return PubAck{}, fmt.Errorf("channel[%s] msg[%s]: publish: %w", s.channel, m.ID, apiError(err))
 	}
@@ -173,6 +183,9 @@ func (s *Stream) PublishBatch(ctx context.Context, msgs []Msg) (acks []PubAck, e
 			continue
 		}
 		a, err := f.Wait(ctx)
+		if isAPICode(err, codeDuplicateInProcess) {
+			a, err = s.Publish(ctx, msgs[i])
+		}
 		if err != nil {
 			fail(i, err)
 			continue
