@@ -99,6 +99,18 @@ func (s *Stream) consumer(ctx context.Context, name string, o ConsumerOptions) (
 	if err != nil {
 		return nil, fmt.Errorf("create or update: %w", apiError(err))
 	}
+	// A replicated consumer answers pull requests only once it has a
+	// leader; a request sent before is lost until it expires.
+	for in := cons.CachedInfo(); in.Cluster != nil && in.Cluster.Leader == ""; {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("no consumer leader: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if in, err = cons.Info(ctx); err != nil {
+			return nil, fmt.Errorf("info: %w", apiError(err))
+		}
+	}
 	return &Consumer{s: s, name: name, jn: jn, opts: o, cons: cons}, nil
 }
 
@@ -233,6 +245,8 @@ func (c *Consumer) start() error {
 		}
 	},
 		jetstream.PullMaxMessages(c.opts.Prefetch),
+		// Short pulls: a pull lost to a leader change is renewed quickly.
+		jetstream.PullExpiry(5*time.Second),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			c.s.c.log.Debug("consume", "channel", c.s.channel, "consumer", c.name, "error", err)
 			select {
@@ -334,18 +348,33 @@ func (c *Consumer) wrap(err error) error {
 	return fmt.Errorf("channel[%s] consumer[%s]: %w", c.s.channel, c.name, err)
 }
 
-// Stop ends the background fetching. Messages fetched and not acknowledged
-// are delivered again after their ack wait. The consumer stays on the
-// server; Fetch starts again.
+// Stop ends the background fetching. Messages prefetched into this
+// consumer but not yet returned by Fetch are given back (nak), so that a
+// running server delivers them again at once; everything else delivered and
+// not acknowledged (returned by Fetch, still in the client library's
+// buffer, or given back just before a server restart, which forgets naks)
+// is delivered again after its ack wait. The consumer stays on the server;
+// Fetch starts again.
 func (c *Consumer) Stop() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.cc == nil {
 		return
 	}
-	close(c.done)
 	c.cc.Stop()
 	<-c.cc.Closed()
+	close(c.done)
+	if c.opts.AckPolicy != AckNone {
+		for {
+			select {
+			case m := <-c.msgs:
+				_ = m.Nak()
+				continue
+			default:
+			}
+			break
+		}
+	}
 	c.cc = nil
 }
 

@@ -153,16 +153,24 @@ func startCluster(ctx context.Context, dir string) (*testCluster, error) {
 	if err != nil {
 		return c, err
 	}
-	// The meta leader answers before every peer is known; an R3 stream can
-	// be created once all three are.
+	return c, c.waitHealthy(ctx)
+}
+
+// waitHealthy waits until an R3 stream can be created and used: the meta
+// leader answers before every peer is known, and again after a node
+// rejoins.
+func (c *testCluster) waitHealthy(ctx context.Context) error {
 	for {
-		_, err := c.conn.EnsureStream(ctx, "warmup", jetstream.StreamOptions{Replicas: 3})
+		st, err := c.conn.EnsureStream(ctx, "warmup", jetstream.StreamOptions{Replicas: 3})
 		if err == nil {
-			return c, c.conn.DeleteStream(ctx, "warmup")
+			_, err = st.Publish(ctx, jetstream.Msg{})
+		}
+		if err == nil {
+			return c.conn.DeleteStream(ctx, "warmup")
 		}
 		select {
 		case <-ctx.Done():
-			return c, fmt.Errorf("R3 stream not possible: %w", err)
+			return fmt.Errorf("R3 stream not possible: %w", err)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
