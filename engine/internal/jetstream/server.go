@@ -384,3 +384,7 @@ func (s *serverLog) Fatalf(f string, v ...any) {
 	default:
 	}
 }
+
+// InProcessConnProvider lets another client connect to the embedded server
+// in-process (nats.InProcessServer), as benchmarks against raw nats.go do.
+func (s *Server) InProcessConnProvider() nats.InProcessConnProvider { return s.ns }
