@@ -38,7 +38,28 @@ const (
 	DefaultConnectorMaxRestarts = 5
 	// DefaultDataDir is the default data_dir, relative to the manifest.
 	DefaultDataDir = ".aegis"
+
+	// DefaultReplicas is the default replicas of a persistent channel
+	// (without nats.replicas), and of nats.replicas on a cluster.
+	DefaultReplicas = 1
+	// DefaultDiscard is a persistent channel's default discard.
+	DefaultDiscard = "old"
+	// DefaultDuplicateWindow is a persistent channel's default
+	// duplicate_window, or retention.max_age when that is shorter.
+	DefaultDuplicateWindow = Duration(2 * time.Minute)
+	// DefaultDeliveryMode is the default delivery.mode.
+	DefaultDeliveryMode = "at-least-once"
+	// DefaultAckWait is the default delivery.ack_wait (without backoff).
+	DefaultAckWait = Duration(30 * time.Second)
+	// DefaultMaxDeliver is the default delivery.max_deliver.
+	DefaultMaxDeliver = 5
+	// DefaultStart is the default delivery.start.
+	DefaultStart = "all"
 )
+
+// NoMaxDeliver is the delivery.max_deliver that sets no limit: an event
+// is delivered again until it is acknowledged.
+const NoMaxDeliver = -1
 
 // applyDefaults fills in what a valid manifest leaves out. Only fields
 // that apply are filled (a generator gets an interval, a file source a
@@ -48,18 +69,40 @@ func applyDefaults(m *Manifest) {
 	if m.DataDir == "" {
 		m.DataDir = DefaultDataDir
 	}
+	replicas := DefaultReplicas
+	if n := m.NATS; n != nil && len(n.URLs) > 0 {
+		if n.Replicas == 0 {
+			n.Replicas = DefaultReplicas
+		}
+		replicas = n.Replicas
+	}
 	for name, c := range m.Channels {
 		if c.Buffer == 0 {
 			c.Buffer = DefaultBuffer
 		}
-		if c.SlowSubscriber == "" {
-			c.SlowSubscriber = DefaultSlowSubscriber
-		}
 		if c.Retention == nil {
 			c.Retention = &Retention{}
 		}
-		if c.Retention.MaxEvents == 0 {
-			c.Retention.MaxEvents = DefaultRetentionEvents
+		if c.Persistent {
+			if c.Replicas == 0 {
+				c.Replicas = replicas
+			}
+			if c.Discard == "" {
+				c.Discard = DefaultDiscard
+			}
+			if c.DuplicateWindow == 0 {
+				c.DuplicateWindow = DefaultDuplicateWindow
+				if a := c.Retention.MaxAge; a > 0 && a < c.DuplicateWindow {
+					c.DuplicateWindow = a
+				}
+			}
+		} else {
+			if c.SlowSubscriber == "" {
+				c.SlowSubscriber = DefaultSlowSubscriber
+			}
+			if c.Retention.MaxEvents == 0 {
+				c.Retention.MaxEvents = DefaultRetentionEvents
+			}
 		}
 		m.Channels[name] = c
 	}
@@ -100,12 +143,36 @@ func applyDefaults(m *Manifest) {
 		if p.Batch.MaxWait == 0 {
 			p.Batch.MaxWait = DefaultBatchMaxWait
 		}
+		if c, ok := m.Channels[p.From]; ok && c.Persistent {
+			deliveryDefaults(p)
+		}
 		for k := range p.Steps {
 			stepDefaults(&p.Steps[k])
 		}
 	}
 	if t := m.Telemetry; t != nil {
 		telemetryDefaults(t)
+	}
+}
+
+// deliveryDefaults fills in the delivery of a pipeline that reads a
+// persistent channel: ack_wait only without backoff, which replaces it.
+func deliveryDefaults(p *Pipeline) {
+	if p.Delivery == nil {
+		p.Delivery = &Delivery{}
+	}
+	d := p.Delivery
+	if d.Mode == "" {
+		d.Mode = DefaultDeliveryMode
+	}
+	if d.AckWait == 0 && len(d.Backoff) == 0 {
+		d.AckWait = DefaultAckWait
+	}
+	if d.MaxDeliver == 0 {
+		d.MaxDeliver = DefaultMaxDeliver
+	}
+	if d.Start == "" {
+		d.Start = DefaultStart
 	}
 }
 

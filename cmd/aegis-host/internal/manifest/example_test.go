@@ -56,8 +56,10 @@ pipelines: [{name: p, from: gen, to: [out]}]
 	fmt.Println(m.DataDir)
 	fmt.Println(m.DataPath())
 	fmt.Println(m.DataPath("connectors", "cdc"))
+	fmt.Println(m.DataPath("jetstream")) // the embedded NATS server's store
 	// Output:
 	// .aegis
 	// /srv/aegis/.aegis
 	// /srv/aegis/.aegis/connectors/cdc
+	// /srv/aegis/.aegis/jetstream
 }

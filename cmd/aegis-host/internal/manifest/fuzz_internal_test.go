@@ -107,6 +107,25 @@ pipelines: [{name: p, from: in, to: [out]}]
 data_dir: .aegis
 `,
 	"apiVersion: aegis/v1\nsources: {in: {type: plugin}}\nsinks: {out: {type: plugin, plugin: nope, sha256: abc}}\npipelines: [{name: p, from: in, to: [out]}]\ndata_dir: \"\"\n",
+	`apiVersion: aegis/v1
+channels:
+  x: {persistent: true, replicas: 3, discard: new, duplicate_window: 30s, retention: {max_events: 0, max_age: 1m, max_bytes: 1GiB}}
+  y: {persistent: true}
+  z: {replicas: 1, slow_subscriber: drop-oldest}
+sources: {gen: {type: generator}}
+sinks: {out: {type: stdout}, d: {type: drop}}
+pipelines:
+  - {name: a, from: gen, to: [x, y]}
+  - name: b
+    from: x
+    delivery: {mode: exactly-once, max_deliver: 3, backoff: [1s, 5s], dead_letter: d, start: new}
+    to: [out]
+  - {name: c, from: y, to: [z], delivery: {ack_wait: 1m, max_deliver: -1}}
+  - {name: e, from: z, to: [d], delivery: {}}
+nats: {urls: [nats://a:4222, "tls://b:4222"], replicas: 3}
+`,
+	"apiVersion: aegis/v1\nchannels: {x: {persistent: true, retention: {max_events: -1}}}\nsources: {g: {type: generator}}\npipelines: [{name: p, from: g, to: [x]}, {name: q, from: x, to: [x], delivery: {backoff: [], dead_letter: x}}]\nnats: {listen: \":4222\", max_store: 1GiB, replicas: 1}\n",
+	"apiVersion: aegis/v1\nnats: {urls: [\"nats://a:1,nats://b:2\", \"http://x\"], listen: x, max_store: 0, replicas: 2}\npipelines: [{name: p, from: g, to: [o]}]\n",
 	"a: &a [*a]\n",
 	"a: &a {b: 1}\nc: {<<: *a}\n",
 	"apiVersion: aegis/v1\nchannels: {x: &c {}, y: *c}\npipelines: []\n",

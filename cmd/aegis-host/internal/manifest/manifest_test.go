@@ -88,6 +88,13 @@ channels:
     persistent: false
     retention: {max_events: -1}
   late:
+  events:
+    persistent: true
+    buffer: 512
+    replicas: 3
+    discard: new
+    duplicate_window: 5m
+    retention: {max_events: 1000000, max_age: 24h, max_bytes: 10GiB}
 sources:
   gen:
     type: generator
@@ -201,7 +208,15 @@ pipelines:
     to: [void]
   - name: console
     from: console-in
-    to: [orders]
+    to: [orders, events]
+  - name: durable
+    from: events
+    delivery: {mode: exactly-once, max_deliver: 4, backoff: [1s, 5s, 30s], dead_letter: dead, start: new}
+    to: [void]
+  - name: durable-plain
+    from: events
+    delivery: {mode: at-least-once, ack_wait: 1m, max_deliver: -1, start: all}
+    to: [void]
   - name: replicate
     from: cdc
     to: [warehouse]
@@ -220,6 +235,9 @@ telemetry:
     headers: {api-key: secret}
     interval: 30s
     prometheus: 127.0.0.1:9464
+nats:
+  urls: [nats://nats-1:4222, "tls://nats-2:4222"]
+  replicas: 3
 data_dir: var/aegis
 `
 
@@ -300,6 +318,18 @@ pipelines:
   - {name: p, from: in, to: [out], steps: [{name: w, plugin: plugins/filter.wasm, with: {}}]}
   - {name: q, from: pinned, to: [quick, out]}
 data_dir: .
+`,
+	"persistent, embedded": `apiVersion: aegis/v1
+channels:
+  events: {persistent: true, retention: {max_bytes: 1GiB}}
+  more: {persistent: true, discard: new, retention: {max_events: 10, max_age: 1s}}
+sources: {gen: {type: generator}}
+sinks: {out: {type: stdout}}
+pipelines:
+  - {name: in, from: gen, to: [events]}
+  - {name: drain, from: events, to: [more]}
+  - {name: last, from: more, to: [out], delivery: {max_deliver: 1, dead_letter: out}}
+nats: {listen: "127.0.0.1:0", max_store: 10GiB}
 `,
 	"fan out and in": `apiVersion: aegis/v1
 channels: {a: null, b: {}, c: {}}
@@ -390,6 +420,16 @@ func TestLoadFull(t *testing.T) {
 	if _, err := os.Stat(m.DataPath()); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Load made the data directory (or: %v); it is made when first needed", err)
 	}
+	check("channels.events", m.Channels["events"], manifest.Channel{Persistent: true, Buffer: 512, Replicas: 3, Discard: "new",
+		DuplicateWindow: manifest.Duration(5 * time.Minute),
+		Retention:       &manifest.Retention{MaxEvents: 1_000_000, MaxAge: manifest.Duration(24 * time.Hour), MaxBytes: 10 * manifest.GiB}})
+	check("nats", *m.NATS, manifest.NATS{URLs: []string{"nats://nats-1:4222", "tls://nats-2:4222"}, Replicas: 3})
+	check("durable.delivery", *m.Pipelines[4].Delivery, manifest.Delivery{Mode: "exactly-once", MaxDeliver: 4,
+		Backoff:    []manifest.Duration{manifest.Duration(time.Second), manifest.Duration(5 * time.Second), manifest.Duration(30 * time.Second)},
+		DeadLetter: "dead", Start: "new"})
+	check("durable-plain.delivery", *m.Pipelines[5].Delivery, manifest.Delivery{Mode: "at-least-once", AckWait: manifest.Duration(time.Minute),
+		MaxDeliver: manifest.NoMaxDeliver, Start: "all"})
+	check("ingest.delivery", m.Pipelines[0].Delivery, (*manifest.Delivery)(nil))
 	check("per-type.window", m.Pipelines[1].Steps[0].Aggregate.Window,
 		manifest.Window{Type: "sliding", Size: manifest.Duration(10 * time.Second), Every: manifest.Duration(5 * time.Second)})
 	check("telemetry", *m.Telemetry, manifest.Telemetry{

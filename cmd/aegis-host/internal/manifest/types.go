@@ -12,11 +12,19 @@
 // After Load, the structs hold final values: every default that applies
 // is set (batch sizes, workers, error policies, plugin limits, channel
 // buffers, formats, connector timeouts and restarts, the data directory,
-// ...; see the Default constants), so the code that wires a manifest reads
-// the fields as they are. Defaults are set only where they apply (a
-// generator gets an interval, a file source a format, a connector a
-// timeout), and a loaded manifest written back out loads again to the
-// same value. Paths stay as written; [Manifest.Resolve] resolves them,
+// persistent channels' replicas, discard and duplicate window, the
+// delivery of pipelines that read them, ...; see the Default constants),
+// so the code that wires a manifest reads the fields as they are.
+// Defaults are set only where they apply (a generator gets an interval, a
+// file source a format, a connector a timeout, a persistent channel a
+// duplicate window, an in-memory one a slow-subscriber policy), and a
+// loaded manifest written back out loads again to the same value.
+//
+// Persistent channels (channels.NAME.persistent) are NATS JetStream
+// streams: by default on an embedded server whose store is
+// data_dir/jetstream ([Manifest.DataPath]("jetstream")), or on the
+// external cluster that the nats block names. Pipelines that read them
+// have a [Delivery] (acknowledgements, redelivery, dead letters). Paths stay as written; [Manifest.Resolve] resolves them,
 // and [Manifest.DataPath] names what goes under the data directory.
 //
 // The exception is [Telemetry]: what it leaves unset stays unset (its
@@ -49,9 +57,16 @@ type Manifest struct {
 	// the manifest has no telemetry block (the standard OTEL_* variables
 	// may apply).
 	Telemetry *Telemetry `yaml:"telemetry,omitempty" json:"telemetry,omitempty"`
+	// NATS configures the NATS JetStream server that holds persistent
+	// channels. Nil when the manifest has no nats block: persistent
+	// channels then live in an embedded server (in-process, listening on
+	// no port) whose store is data_dir/jetstream. A manifest with
+	// persistent channels needs no nats block.
+	NATS *NATS `yaml:"nats,omitempty" json:"nats,omitempty"`
 	// DataDir is the directory where aegis-host keeps what must survive a
-	// restart: the last acknowledged position of each connector source
-	// (and, with durable channels, their store). Relative to the manifest
+	// restart: the last acknowledged position of each connector source,
+	// and the store of the embedded NATS server for persistent channels
+	// (data_dir/jetstream). Relative to the manifest
 	// like other paths; default [DefaultDataDir] (".aegis"), which Load
 	// sets. Load does not create it: whoever first needs it does (see
 	// [Manifest.DataPath]); if it exists, it must be a directory.
@@ -65,29 +80,90 @@ type Manifest struct {
 	Dir string `yaml:"-" json:"-"`
 }
 
-// Channel is an engine channel.
+// Channel is an engine channel: in memory (the default, the fast path),
+// or persistent (a NATS JetStream stream that survives restarts and
+// redelivers what its readers have not acknowledged). Replicas, Discard,
+// DuplicateWindow and Retention.MaxBytes are for persistent channels
+// only; SlowSubscriber is for in-memory channels only.
 type Channel struct {
-	// Persistent asks for a durable channel (NATS JetStream). Not in this
-	// build yet: validation rejects true.
+	// Persistent makes the channel durable: a NATS JetStream stream,
+	// stored by the embedded server under data_dir/jetstream or by the
+	// cluster of nats.urls. Pipelines that read it get acknowledged
+	// delivery (see [Pipeline.Delivery]).
 	Persistent bool `yaml:"persistent,omitempty" json:"persistent,omitempty"`
 	// Buffer is how many events each subscription may hold (default 1024).
 	Buffer int `yaml:"buffer,omitempty" json:"buffer,omitempty"`
-	// SlowSubscriber: block (default), drop-oldest or disconnect.
+	// SlowSubscriber: block (default), drop-oldest or disconnect. In-memory
+	// channels only (a persistent channel's readers fall behind in its
+	// stream instead, and lose nothing); Load sets it on those only.
 	SlowSubscriber string `yaml:"slow_subscriber,omitempty" json:"slow_subscriber,omitempty"`
 	// Retention bounds the channel's history (never nil after Load).
 	Retention *Retention `yaml:"retention,omitempty" json:"retention,omitempty"`
+	// Replicas is how many servers store each event of a persistent
+	// channel: 1, 3 or 5 (odd, so that a majority can agree). More than 1
+	// needs a cluster (nats.urls). Default: nats.replicas on a cluster,
+	// else [DefaultReplicas] (1), which Load sets on persistent channels.
+	Replicas int `yaml:"replicas,omitempty" json:"replicas,omitempty"`
+	// Discard says what a full persistent channel (at retention.max_events
+	// or retention.max_bytes) does with a new event: old (the default,
+	// [DefaultDiscard]) removes the oldest events to make room, even those
+	// a pipeline has not read yet; new refuses the new event, so its
+	// publisher gets an error and nothing stored is lost. Age
+	// (retention.max_age) always removes the oldest.
+	Discard string `yaml:"discard,omitempty" json:"discard,omitempty"`
+	// DuplicateWindow is how long a persistent channel remembers the IDs
+	// of the events written to it, to drop an event written again with
+	// the same ID (a producer's retry, a pipeline's replay after a crash):
+	// what makes exactly-once delivery exactly once. At least 100ms and at
+	// most retention.max_age; default [DefaultDuplicateWindow] (2m), or
+	// retention.max_age when that is shorter, which Load sets.
+	DuplicateWindow Duration `yaml:"duplicate_window,omitempty" json:"duplicate_window,omitempty"`
 }
 
 // Retention bounds a channel's history; an event leaves it when either
-// bound says so (as engine.Retention).
+// bound says so (as engine.Retention). For a persistent channel the
+// history is its stream: what its readers can still read.
 type Retention struct {
-	// MaxEvents is how many of the newest events are kept (default 1000);
-	// -1 keeps none.
+	// MaxEvents is how many of the newest events are kept. In-memory
+	// channels: default 1000 ([DefaultRetentionEvents], which Load sets);
+	// -1 keeps none. Persistent channels: 0 (the default, which Load
+	// leaves) is no limit but max_bytes, max_age and the store's quota;
+	// -1 is refused.
 	MaxEvents int `yaml:"max_events,omitempty" json:"max_events,omitempty"`
-	// MaxAge drops events accepted longer ago than this (0: no limit).
+	// MaxAge drops events accepted longer ago than this (0: no limit); at
+	// least 100ms on a persistent channel.
 	MaxAge Duration `yaml:"max_age,omitempty" json:"max_age,omitempty"`
-	// MaxBytes bounds the history's size; persistent channels only.
+	// MaxBytes bounds the history's size (0: no limit but the store's
+	// quota); persistent channels only.
 	MaxBytes ByteSize `yaml:"max_bytes,omitempty" json:"max_bytes,omitempty"`
+}
+
+// NATS configures the NATS JetStream server of persistent channels: the
+// embedded one (without URLs), or an external cluster (with URLs).
+type NATS struct {
+	// URLs are the nats:// (plaintext) or tls:// URLs of an external NATS
+	// cluster with JetStream, one server each, such as
+	// nats://nats-1:4222; any of them will do to connect, and the client
+	// learns the others from the cluster. Empty: aegis-host runs an
+	// embedded server in its own process, with its store under
+	// data_dir/jetstream.
+	URLs []string `yaml:"urls,omitempty" json:"urls,omitempty"`
+	// Listen is the host:port on which the embedded server accepts other
+	// NATS clients (such as the nats CLI, or other aegis-host processes
+	// through their urls), such as 127.0.0.1:4222; port 0 picks a free
+	// one. Empty (the default): no listener at all, only aegis-host's own
+	// in-process connection. Embedded server only (not with URLs).
+	Listen string `yaml:"listen,omitempty" json:"listen,omitempty"`
+	// MaxStore caps the bytes the embedded server's store may hold, such
+	// as 10GiB; past it, writes to persistent channels fail cleanly.
+	// Unset (0): the host decides from the disk's free space when the
+	// server starts. Embedded server only (not with URLs).
+	MaxStore ByteSize `yaml:"max_store,omitempty" json:"max_store,omitempty"`
+	// Replicas is the default Replicas of persistent channels on the
+	// cluster: 1, 3 or 5; Load sets [DefaultReplicas] (1) when URLs are
+	// set. The embedded server stores one copy: without URLs it can only
+	// be 1.
+	Replicas int `yaml:"replicas,omitempty" json:"replicas,omitempty"`
 }
 
 // Source is an external input. Type says which; the other fields belong
@@ -193,6 +269,57 @@ type Pipeline struct {
 	To []string `yaml:"to" json:"to"`
 	// Batch says how batches form (never nil after Load).
 	Batch *Batch `yaml:"batch,omitempty" json:"batch,omitempty"`
+	// Delivery says how a pipeline that reads a persistent channel
+	// acknowledges what it reads, and what happens to events it fails to
+	// process; for such pipelines only. Never nil on them after Load (nil
+	// on the others).
+	Delivery *Delivery `yaml:"delivery,omitempty" json:"delivery,omitempty"`
+}
+
+// Delivery is how a pipeline reads a persistent channel: through a
+// durable subscription (named after the pipeline) that remembers, across
+// restarts, which events the pipeline is done with. An event counts as
+// done (acknowledged) once its batch has been processed and written to
+// every output, or dropped on purpose; an event not acknowledged within
+// the ack wait (a crash, a hang, a failed batch) is delivered again, up
+// to MaxDeliver times in all.
+type Delivery struct {
+	// Mode is at-least-once (the default, [DefaultDeliveryMode]): no
+	// event is lost, and an event whose batch was being processed when
+	// aegis-host stopped or failed is processed again, so outputs may see
+	// it twice. Or exactly-once: acknowledgements are confirmed by the
+	// server, so an acknowledged event is never delivered again, and
+	// events written to persistent channels are de-duplicated by event ID
+	// within each channel's duplicate_window, so a replay after a crash
+	// adds no duplicate there. Sinks (files, connectors) are not
+	// de-duplicated: one may still see an event again after a crash.
+	Mode string `yaml:"mode,omitempty" json:"mode,omitempty"`
+	// AckWait is how long the server waits for an event's acknowledgement
+	// before it delivers it again; longer than batch.max_wait, plus the
+	// time a batch takes. Default [DefaultAckWait] (30s), which Load sets
+	// when Backoff is not set (Backoff replaces it).
+	AckWait Duration `yaml:"ack_wait,omitempty" json:"ack_wait,omitempty"`
+	// MaxDeliver is how many times an event is delivered at most (1 or
+	// more), or -1 ([NoMaxDeliver]) for no limit. An event that reaches
+	// it without an acknowledgement goes to DeadLetter, if set; without
+	// one, this pipeline gives up on it (it stays in the channel until
+	// retention removes it). Default [DefaultMaxDeliver] (5).
+	MaxDeliver int `yaml:"max_deliver,omitempty" json:"max_deliver,omitempty"`
+	// Backoff are the ack waits after the 1st, 2nd, ... delivery of an
+	// event, instead of AckWait (the last one repeats for later
+	// deliveries), such as [1s, 10s, 1m]: redeliveries that back off. At
+	// most MaxDeliver values. Optional.
+	Backoff []Duration `yaml:"backoff,omitempty" json:"backoff,omitempty"`
+	// DeadLetter names the channel or sink that events exhausting
+	// MaxDeliver go to, with the reason (not the channel the pipeline
+	// reads). Needs a MaxDeliver limit.
+	DeadLetter string `yaml:"dead_letter,omitempty" json:"dead_letter,omitempty"`
+	// Start is where the durable subscription begins the first time the
+	// pipeline runs: all (the default, [DefaultStart]) from the channel's
+	// oldest retained event, or new from the events written after it
+	// starts. Later runs resume where the last one left off, whatever
+	// Start says.
+	Start string `yaml:"start,omitempty" json:"start,omitempty"`
 }
 
 // Batch says how batches form: by size or time, whichever comes first.

@@ -34,6 +34,7 @@ const (
 	maxAggFunctions = 255
 	maxQueueSize    = 1_000_000
 	minInterval     = Duration(100 * time.Millisecond) // telemetry.metrics.interval
+	minStreamTime   = Duration(100 * time.Millisecond) // JetStream's least max_age and duplicate window
 )
 
 // The enumerations of the manifest.
@@ -49,6 +50,11 @@ var (
 	errorPolicies   = []string{"fail", "skip", "dead-letter", "retry"}
 	retryThens      = []string{"fail", "skip", "dead-letter"}
 	exporters       = []string{"none", "stdout", "otlp-grpc", "otlp-http"}
+	discards        = []string{"old", "new"}
+	deliveryModes   = []string{"at-least-once", "exactly-once"}
+	starts          = []string{"all", "new"}
+	replicaCounts   = []int{1, 3, 5}
+	natsSchemes     = []string{"nats", "tls"}
 )
 
 // What a name in the shared namespace of channels, sources and sinks is.
@@ -97,6 +103,7 @@ func validate(m *Manifest, d *doc) Errors {
 	v.apiVersion()
 	v.dataDir()
 	v.namespace()
+	v.nats()
 	v.channels()
 	v.sources()
 	v.sinks()
@@ -228,22 +235,135 @@ func (v *validator) namespace() {
 func (v *validator) channels() {
 	for _, name := range sortedKeys(v.m.Channels) {
 		c, p := v.m.Channels[name], entryPath("channels", name)
-		if c.Persistent {
-			v.errf(p+".persistent", "durable channels are not available in this build yet; they arrive with NATS JetStream support (leave persistent out for an in-memory channel)")
-		}
 		if c.Buffer < 0 {
 			v.errf(p+".buffer", "must be 0 (the default, %d) or more, got %d", engine.DefaultBufferSize, c.Buffer)
 		}
-		v.oneOf(p+".slow_subscriber", c.SlowSubscriber, slowSubscribers)
-		if r := c.Retention; r != nil {
-			if r.MaxEvents < -1 {
-				v.errf(p+".retention.max_events", "must be -1 (keep no history), 0 (the default, %d) or more, got %d", engine.DefaultRetentionEvents, r.MaxEvents)
-			}
-			if v.d.has(p+".retention.max_bytes") && !c.Persistent {
-				v.errf(p+".retention.max_bytes", "max_bytes applies to persistent channels only (an in-memory channel is bounded by max_events and max_age)")
-			}
+		if c.Persistent {
+			v.persistent(p, c)
+		} else {
+			v.oneOf(p+".slow_subscriber", c.SlowSubscriber, slowSubscribers)
+			v.notFor(p, []string{"replicas", "discard", "duplicate_window"}, "applies to persistent channels only (persistent: true)")
+			v.notFor(p+".retention", []string{"max_bytes"}, "applies to persistent channels only (persistent: true); an in-memory channel is bounded by max_events and max_age")
+		}
+		if r := c.Retention; r != nil && !c.Persistent && r.MaxEvents < -1 {
+			v.errf(p+".retention.max_events", "must be -1 (keep no history), 0 (the default, %d) or more, got %d", engine.DefaultRetentionEvents, r.MaxEvents)
 		}
 	}
+}
+
+// persistent checks the fields of a persistent channel (at p).
+func (v *validator) persistent(p string, c Channel) {
+	if v.d.has(p + ".slow_subscriber") {
+		v.errf(p+".slow_subscriber", "slow_subscriber applies to in-memory channels (a persistent channel's readers fall behind in its stream instead, and lose nothing)")
+	}
+	r := c.Retention
+	if r == nil {
+		r = &Retention{}
+	}
+	if r.MaxEvents < 0 {
+		v.errf(p+".retention.max_events", "must be 0 (no limit, the default for a persistent channel) or more, got %d: a persistent channel keeps events for its readers (-1, keep none, is for in-memory channels)", r.MaxEvents)
+	}
+	if v.d.has(p+".retention.max_age") && r.MaxAge != 0 && r.MaxAge < minStreamTime {
+		v.errf(p+".retention.max_age", "must be at least %v on a persistent channel (or 0, no limit), got %v", minStreamTime, r.MaxAge)
+	}
+	if v.d.has(p+".retention.max_bytes") && r.MaxBytes <= 0 {
+		v.errf(p+".retention.max_bytes", "must be positive, such as 1GiB (leave it out for no limit)")
+	}
+	if v.d.has(p + ".replicas") {
+		if v.replicas(p+".replicas", c.Replicas) && c.Replicas > 1 && !v.cluster() {
+			v.errf(p+".replicas", "%d replicas need a NATS cluster (nats.urls); the embedded server stores one copy", c.Replicas)
+		}
+	}
+	v.oneOf(p+".discard", c.Discard, discards)
+	if v.d.has(p+".discard") && c.Discard == "" {
+		v.errf(p+".discard", "must be old or new (leave it out for the default, %s)", DefaultDiscard)
+	}
+	if v.d.has(p + ".duplicate_window") {
+		switch w := c.DuplicateWindow; {
+		case w < minStreamTime:
+			v.errf(p+".duplicate_window", "must be at least %v, got %v (leave it out for the default, %v)", minStreamTime, w, DefaultDuplicateWindow)
+		case r.MaxAge > 0 && w > r.MaxAge:
+			v.errf(p+".duplicate_window", "must be at most retention.max_age (%v), got %v: an event's ID is remembered only while the event is kept", r.MaxAge, w)
+		}
+	}
+}
+
+// replicas checks a number of replicas: 1, 3 or 5.
+func (v *validator) replicas(path string, n int) bool {
+	if slices.Contains(replicaCounts, n) {
+		return true
+	}
+	v.errf(path, "must be 1, 3 or 5 (an odd number up to 5, so that a majority of the replicas can agree), got %d", n)
+	return false
+}
+
+// cluster reports whether persistent channels live on an external
+// cluster (nats.urls) rather than the embedded server.
+func (v *validator) cluster() bool { return v.m.NATS != nil && len(v.m.NATS.URLs) > 0 }
+
+// nats checks the nats block.
+func (v *validator) nats() {
+	n := v.m.NATS
+	if n == nil {
+		return
+	}
+	const p = "nats"
+	if v.d.has(p+".urls") && len(n.URLs) == 0 {
+		v.errf(p+".urls", "needs at least one URL, such as nats://localhost:4222 (leave urls out for the embedded server)")
+	}
+	seen := map[string]int{}
+	for i, u := range n.URLs {
+		up := indexPath(p+".urls", i)
+		if msg := checkNATSURL(u); msg != "" {
+			v.errf(up, "%s", msg)
+			continue
+		}
+		if j, dup := seen[u]; dup {
+			v.errf(up, "%q is listed twice (urls[%d])", u, j)
+			continue
+		}
+		seen[u] = i
+	}
+	if len(n.URLs) > 0 {
+		v.notFor(p, []string{"listen", "max_store"}, "applies to the embedded server (without urls); an external cluster is configured on its servers")
+	} else if v.d.has(p + ".listen") {
+		if msg := checkListenAddr(n.Listen); msg != "" {
+			v.errf(p+".listen", "%s", strings.Replace(msg, "127.0.0.1:9464 or :9464", "127.0.0.1:4222 or :4222", 1))
+		}
+	}
+	if len(n.URLs) == 0 && v.d.has(p+".max_store") && n.MaxStore <= 0 {
+		v.errf(p+".max_store", "must be positive, such as 10GiB (leave it out for the host to decide)")
+	}
+	if v.d.has(p + ".replicas") {
+		if v.replicas(p+".replicas", n.Replicas) && n.Replicas > 1 && len(n.URLs) == 0 {
+			v.errf(p+".replicas", "%d replicas need a NATS cluster (urls); the embedded server stores one copy", n.Replicas)
+		}
+	}
+}
+
+// checkNATSURL says what is wrong with the URL of a NATS server, if
+// anything.
+func checkNATSURL(s string) string {
+	const want = "a nats:// or tls:// URL such as nats://localhost:4222"
+	if strings.Contains(s, ",") {
+		return fmt.Sprintf("must be one URL, got %q: list each server as an entry of urls", s)
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil || u.Hostname() == "":
+		return fmt.Sprintf("must be %s, got %q", want, s)
+	case !slices.Contains(natsSchemes, u.Scheme):
+		msg := fmt.Sprintf("must be %s, got %q", want, s)
+		if g := suggest(u.Scheme, natsSchemes); g != "" && u.Scheme != "" {
+			msg += fmt.Sprintf(" (did you mean %s://?)", g)
+		}
+		return msg
+	case u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "":
+		return fmt.Sprintf("must be %s, without a path, query or fragment, got %q", want, s)
+	case u.Port() != "" && !isPort(u.Port()):
+		return fmt.Sprintf("port %s is out of range: a port is 0 to 65535", u.Port())
+	}
+	return ""
 }
 
 // owners says which types of source or sink a field applies to.
@@ -544,6 +664,7 @@ func (v *validator) pipelines() {
 				v.errf(p+".batch.max_wait", "must be positive")
 			}
 		}
+		v.delivery(i, p, pl)
 		steps := map[string]int{}
 		for k := range pl.Steps {
 			sp := indexPath(p+".steps", k)
@@ -558,6 +679,86 @@ func (v *validator) pipelines() {
 				}
 			}
 			v.step(i, sp, s)
+		}
+	}
+}
+
+// delivery checks the delivery block of pipeline i (at p): set only on a
+// pipeline that reads a persistent channel.
+func (v *validator) delivery(i int, p string, pl *Pipeline) {
+	dp := p + ".delivery"
+	c, isChan := v.m.Channels[pl.From]
+	if !isChan || !c.Persistent {
+		if !v.d.has(dp) {
+			return
+		}
+		switch k := v.names[pl.From]; {
+		case k == isSource:
+			v.errf(dp, "delivery applies to pipelines that read a persistent channel, and %q is a source (a source is read once; to have acknowledged, redelivered events, let this pipeline write to a persistent channel and another read it)", pl.From)
+		case k == isChannel:
+			v.errf(dp, "delivery applies to pipelines that read a persistent channel, and channel %q is in memory (set persistent: true on it for acknowledged, redelivered events)", pl.From)
+		}
+		return
+	}
+	d := pl.Delivery
+	if d == nil {
+		return // null: the defaults
+	}
+	has := func(k string) bool { return v.d.has(dp + "." + k) }
+	v.oneOf(dp+".mode", d.Mode, deliveryModes)
+	v.oneOf(dp+".start", d.Start, starts)
+	for _, k := range []string{"mode", "start"} {
+		if has(k) && (k == "mode" && d.Mode == "" || k == "start" && d.Start == "") {
+			v.errf(dp+"."+k, "cannot be empty (leave it out for the default, %s)", map[string]string{"mode": DefaultDeliveryMode, "start": DefaultStart}[k])
+		}
+	}
+	maxWait := DefaultBatchMaxWait
+	if pl.Batch != nil && pl.Batch.MaxWait > 0 {
+		maxWait = pl.Batch.MaxWait
+	}
+	if has("ack_wait") {
+		switch {
+		case len(d.Backoff) > 0:
+			v.errf(dp+".ack_wait", "ack_wait and backoff exclude each other: with backoff, backoff[0] is the first ack wait (leave ack_wait out)")
+		case d.AckWait == 0:
+			v.errf(dp+".ack_wait", "must be positive (leave it out for the default, %v)", DefaultAckWait)
+		case d.AckWait <= maxWait:
+			v.errf(dp+".ack_wait", "must be longer than batch.max_wait (%v), which events may wait in a batch before they are processed and acknowledged, got %v", maxWait, d.AckWait)
+		}
+	}
+	if has("max_deliver") && d.MaxDeliver < 1 && d.MaxDeliver != NoMaxDeliver {
+		v.errf(dp+".max_deliver", "must be 1 or more, or -1 for no limit, got %d", d.MaxDeliver)
+	}
+	maxDeliver := d.MaxDeliver
+	if maxDeliver == 0 {
+		maxDeliver = DefaultMaxDeliver
+	}
+	if has("backoff") {
+		switch n := len(d.Backoff); {
+		case n == 0:
+			v.errf(dp+".backoff", "needs at least one duration (leave it out to wait ack_wait before each redelivery)")
+		case maxDeliver > 0 && n > maxDeliver:
+			v.errf(dp+".backoff", "has %d durations, more than max_deliver (%d) deliveries can use", n, maxDeliver)
+		}
+		for j, b := range d.Backoff {
+			bp := indexPath(dp+".backoff", j)
+			switch {
+			case b == 0:
+				v.errf(bp, "must be positive")
+			case b <= maxWait:
+				v.errf(bp, "must be longer than batch.max_wait (%v), which events may wait in a batch before they are processed and acknowledged, got %v", maxWait, b)
+			}
+		}
+	}
+	if has("dead_letter") {
+		switch {
+		case d.DeadLetter == pl.From:
+			v.errf(dp+".dead_letter", "%q is the channel this pipeline reads; events that keep failing must go elsewhere", d.DeadLetter)
+		default:
+			v.output(i, dp+".dead_letter", d.DeadLetter)
+		}
+		if maxDeliver == NoMaxDeliver {
+			v.errf(dp+".dead_letter", "needs a max_deliver limit: events go to the dead letter after max_deliver deliveries, and -1 never gives up")
 		}
 	}
 }

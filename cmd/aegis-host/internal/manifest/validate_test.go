@@ -88,7 +88,7 @@ func TestErrors(t *testing.T) {
 			[]string{`1:13: apiVersion: expected a string, got an integer (quote it: "1")`}},
 		{"empty", "", []string{`1:1: apiVersion: required`, `1:1: pipelines: required: a manifest runs at least one pipeline`}},
 		{"comments only", "# nothing\n", []string{`1:1: apiVersion: required`, `1:1: pipelines: required`}},
-		{"not a mapping", "- a\n- b\n", []string{`1:1: expected a mapping with the fields apiVersion, channels, sources, sinks, pipelines, telemetry, data_dir, got a list`}},
+		{"not a mapping", "- a\n- b\n", []string{`1:1: expected a mapping with the fields apiVersion, channels, sources, sinks, pipelines, telemetry, nats, data_dir, got a list`}},
 		{"two documents", "apiVersion: aegis/v1\n---\napiVersion: aegis/v1\n", []string{`2:1: a manifest is one YAML document; this is a second one`}},
 		{"syntax error", "apiVersion: aegis/v1\npipelines: [\n", []string{`2:12: invalid YAML: sequence end token ']' not found`}},
 		{"duplicate key", "apiVersion: aegis/v1\napiVersion: aegis/v1\n", []string{`2:1: invalid YAML: mapping key "apiVersion" already defined at [1:1]`}},
@@ -358,8 +358,8 @@ func TestErrors(t *testing.T) {
 			[]string{`4:37: sinks.out.format: unknown value "xml": want event or data`}},
 
 		// Channels.
-		{"persistent channel", strings.Replace(head, "x: {}", "x: {persistent: true}", 1) + "pipelines: [{name: p, from: gen, to: [out]}]\n",
-			[]string{`2:28: channels.x.persistent: durable channels are not available in this build yet`}},
+		{"persistent not a bool", strings.Replace(head, "x: {}", "x: {persistent: 1}", 1) + "pipelines: [{name: p, from: gen, to: [out]}]\n",
+			[]string{`2:28: channels.x.persistent: expected true or false, got an integer`}},
 		{"negative buffer", strings.Replace(head, "x: {}", "x: {buffer: -1}", 1) + "pipelines: [{name: p, from: gen, to: [out]}]\n",
 			[]string{`2:24: channels.x.buffer: must be 0 (the default, 1024) or more, got -1`}},
 		{"slow_subscriber unknown", strings.Replace(head, "x: {}", "x: {slow_subscriber: drop}", 1) + "pipelines: [{name: p, from: gen, to: [out]}]\n",
