@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/aegis-streaming/aegis/engine/internal/jetstream"
 )
 
 // channel is one named channel: its subscriptions, history and counters.
@@ -16,6 +18,7 @@ type channel struct {
 	eng     *Engine
 	created time.Time
 	hist    *history
+	st      *jetstream.Stream // a persistent channel's stream; nil in memory
 
 	// pubMu serialises publishers, which keeps one order of events for
 	// every subscriber and makes "room in every buffer" a stable fact while
@@ -29,9 +32,10 @@ type channel struct {
 	deleted chan struct{}                   // closed when the channel is deleted
 	delErr  error
 
-	published atomic.Uint64
-	delivered atomic.Uint64
-	dropped   atomic.Uint64
+	published  atomic.Uint64
+	delivered  atomic.Uint64
+	dropped    atomic.Uint64
+	duplicates atomic.Uint64
 }
 
 func newChannel(eng *Engine, name string, cfg ChannelConfig) *channel {
@@ -42,6 +46,9 @@ func newChannel(eng *Engine, name string, cfg ChannelConfig) *channel {
 		created: eng.now(),
 		hist:    newHistory(cfg.Retention),
 		deleted: make(chan struct{}),
+	}
+	if cfg.Persistent {
+		c.hist = newHistory(Retention{}) // the stream is the history
 	}
 	c.subs.Store(&[]*Subscription{})
 	return c
@@ -105,6 +112,9 @@ func (c *channel) isDeleted() error {
 
 // publishOne publishes a single event without allocating.
 func (c *channel) publishOne(ctx context.Context, ev *Event) error {
+	if c.st != nil {
+		return c.publishDurable(ctx, []Event{*ev})
+	}
 	c.pubMu.Lock()
 	defer c.pubMu.Unlock()
 	c.scratch[0] = *ev
@@ -114,6 +124,9 @@ func (c *channel) publishOne(ctx context.Context, ev *Event) error {
 }
 
 func (c *channel) publish(ctx context.Context, events []Event) error {
+	if c.st != nil {
+		return c.publishDurable(ctx, events)
+	}
 	c.pubMu.Lock()
 	defer c.pubMu.Unlock()
 	return c.publishLocked(ctx, events)
@@ -289,15 +302,26 @@ func (c *channel) accept(events []Event) {
 // stats gathers the channel's counters.
 func (c *channel) stats() ChannelStats {
 	st := ChannelStats{
-		Name:      c.name,
-		Published: c.published.Load(),
-		Delivered: c.delivered.Load(),
-		Dropped:   c.dropped.Load(),
-		Retained:  c.hist.len(c.eng.now().UnixNano()),
+		Name:       c.name,
+		Published:  c.published.Load(),
+		Delivered:  c.delivered.Load(),
+		Dropped:    c.dropped.Load(),
+		Duplicates: c.duplicates.Load(),
+		Retained:   c.hist.len(c.eng.now().UnixNano()),
+	}
+	if c.st != nil {
+		ctx, cancel := c.eng.dur.ctx()
+		if in, err := c.st.Info(ctx); err == nil {
+			st.Retained = int(in.Msgs)
+		}
+		cancel()
 	}
 	for _, s := range c.subscriptions() {
 		st.Subscribers++
 		lag := s.q.len()
+		if s.d != nil {
+			lag = int(s.d.lag())
+		}
 		st.Lag += uint64(lag)
 		st.MaxLag = max(st.MaxLag, uint64(lag))
 	}

@@ -3,6 +3,8 @@ package engine
 import (
 	"fmt"
 	"time"
+
+	"github.com/aegis-streaming/aegis/engine/internal/jetstream"
 )
 
 // Defaults applied to zero fields of a [ChannelConfig].
@@ -33,18 +35,44 @@ type ChannelConfig struct {
 	// receiver keeps reading may take longer as a whole. Default
 	// [DefaultBlockTimeout].
 	BlockTimeout time.Duration
+
+	// Persistent keeps the channel in the engine's durable store (a
+	// JetStream stream, see [Open]) rather than in memory: its events
+	// survive restarts within its Retention, subscriptions may be durable
+	// and acknowledged ([SubscribeOptions]), and publishers never wait for
+	// subscribers (SlowSubscriber must be [Block], the default, and
+	// BlockTimeout is unused). The settings below are for persistent
+	// channels only; an in-memory channel refuses them with
+	// [ErrUnsupported].
+	Persistent bool
+	// Replicas is how many servers of a cluster store each event (1 to 5);
+	// 0: the store's [DurableConfig.Replicas].
+	Replicas int
+	// Discard is what a persistent channel at its Retention's MaxEvents or
+	// MaxBytes does with a new event; default [DiscardOld]. MaxAge always
+	// removes old events.
+	Discard DiscardPolicy
+	// DuplicateWindow is how long a persistent channel remembers event IDs:
+	// an event published again with the same ID within it (a producer's
+	// retry, a pipeline's replay) is not stored twice. 0: 2 minutes, or
+	// Retention.MaxAge when that is shorter.
+	DuplicateWindow time.Duration
 }
 
-// Retention bounds a channel's history. Both bounds apply: an event leaves
-// the history when either says so.
+// Retention bounds a channel's history (a persistent channel's stream).
+// The bounds combine: an event leaves the history when any says so.
 type Retention struct {
 	// MaxEvents is how many of the newest events are kept. Zero means
-	// [DefaultRetentionEvents]; negative keeps no history at all.
+	// [DefaultRetentionEvents] in memory and no limit for a persistent
+	// channel; negative keeps no history at all (in memory only).
 	MaxEvents int
 	// MaxAge drops events published longer ago than this (measured from when
 	// the channel accepted them, not from their own timestamp, which a
 	// producer sets). Zero means no age limit.
 	MaxAge time.Duration
+	// MaxBytes bounds the bytes a persistent channel keeps (encoded events
+	// plus about 40 bytes each); zero: no limit but the store's.
+	MaxBytes int64
 }
 
 // withDefaults returns c with defaults in its zero fields, or an error for a
@@ -59,7 +87,14 @@ func (c ChannelConfig) withDefaults(engineMaxSubs int) (ChannelConfig, error) {
 	if c.MaxSubscribers == 0 {
 		c.MaxSubscribers = engineMaxSubs
 	}
-	if c.Retention.MaxEvents == 0 {
+	if c.Persistent {
+		if err := c.checkPersistent(); err != nil {
+			return c, err
+		}
+	} else if what := durableOnlyChannel(c); what != "" {
+		return c, fmt.Errorf("%w: %s need(s) a persistent channel", ErrUnsupported, what)
+	}
+	if c.Retention.MaxEvents == 0 && !c.Persistent {
 		c.Retention.MaxEvents = DefaultRetentionEvents
 	}
 	if c.Retention.MaxAge < 0 {
@@ -75,6 +110,38 @@ func (c ChannelConfig) withDefaults(engineMaxSubs int) (ChannelConfig, error) {
 		c.BlockTimeout = DefaultBlockTimeout
 	}
 	return c, nil
+}
+
+func (c ChannelConfig) checkPersistent() error {
+	switch {
+	case c.SlowSubscriber != Block:
+		return fmt.Errorf("%w: slow-subscriber policy %s on a persistent channel (publishers never wait for its subscribers; see Discard)", ErrUnsupported, c.SlowSubscriber)
+	case c.Retention.MaxEvents < 0:
+		return fmt.Errorf("retention max events %d is negative (a persistent channel keeps its events)", c.Retention.MaxEvents)
+	case c.Retention.MaxBytes < 0:
+		return fmt.Errorf("retention max bytes %d is negative", c.Retention.MaxBytes)
+	case c.Replicas < 0 || c.Replicas > 5:
+		return fmt.Errorf("%d replicas (1 to 5)", c.Replicas)
+	case c.Discard > DiscardNew:
+		return fmt.Errorf("unknown discard policy %d", c.Discard)
+	case c.DuplicateWindow < 0:
+		return fmt.Errorf("duplicate window %v is negative", c.DuplicateWindow)
+	}
+	return nil
+}
+
+func (c ChannelConfig) streamOptions() jetstream.StreamOptions {
+	o := jetstream.StreamOptions{
+		MaxMsgs:         int64(c.Retention.MaxEvents),
+		MaxAge:          c.Retention.MaxAge,
+		MaxBytes:        c.Retention.MaxBytes,
+		Replicas:        c.Replicas,
+		DuplicateWindow: c.DuplicateWindow,
+	}
+	if c.Discard == DiscardNew {
+		o.Discard = jetstream.DiscardNew
+	}
+	return o
 }
 
 // SlowSubscriberPolicy says what a channel does when a subscription's buffer

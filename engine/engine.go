@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
+
+	"github.com/aegis-streaming/aegis/engine/internal/jetstream"
 )
 
 // Config configures an [Engine]. The zero value has no limits.
@@ -27,13 +29,19 @@ type Config struct {
 	MaxSubscribersPerChannel int
 	// Now is the clock; nil means time.Now. Tests use it to age history.
 	Now func() time.Time
+	// Durable is the durable store of persistent channels
+	// ([ChannelConfig.Persistent]); nil: the engine has only in-memory
+	// channels. It is started by [Open]; [New] refuses it.
+	Durable *DurableConfig
 }
 
-// Engine is the in-memory publish/subscribe engine: named channels, their
-// subscriptions and histories, and counters. All methods are safe for
-// concurrent use.
+// Engine is the publish/subscribe engine: named channels, their
+// subscriptions and histories, and counters. Channels are in memory, or
+// persistent in the durable store when the engine has one ([Open]). All
+// methods are safe for concurrent use.
 type Engine struct {
 	cfg Config
+	dur *durable // nil without a durable store
 
 	mu          sync.RWMutex
 	channels    map[string]*channel
@@ -48,8 +56,17 @@ type Engine struct {
 	dropped   atomic.Uint64
 }
 
-// New returns an engine with no channels.
+// New returns an engine with no channels and no durable store. It panics
+// when cfg.Durable is set: starting the store can fail, so that takes
+// [Open].
 func New(cfg Config) *Engine {
+	if cfg.Durable != nil {
+		panic("engine: New cannot start Config.Durable; use Open")
+	}
+	return newEngine(cfg)
+}
+
+func newEngine(cfg Config) *Engine {
 	return &Engine{
 		cfg:         cfg,
 		channels:    make(map[string]*channel),
@@ -69,6 +86,12 @@ const MaxChannelNameLen = 255
 
 // CreateChannel makes a channel. It fails with [ErrChannelExists] if the
 // name is taken and [ErrTooManyChannels] at the engine's limit.
+//
+// A persistent channel ([ChannelConfig.Persistent]) is a stream in the
+// durable store: CreateChannel creates it, or reuses it with its events
+// and durable subscriptions when it exists (after a restart), taking cfg's
+// limits. Without a durable store it fails with [ErrUnsupported]; so do
+// persistent-only settings on an in-memory channel.
 func (e *Engine) CreateChannel(name string, cfg ChannelConfig) error {
 	if err := checkName("channel name", name, MaxChannelNameLen); err != nil {
 		return err
@@ -77,23 +100,50 @@ func (e *Engine) CreateChannel(name string, cfg ChannelConfig) error {
 	if err != nil {
 		return channelErr(name, err)
 	}
+	check := func() error {
+		switch {
+		case e.closed:
+			return ErrEngineClosed
+		case e.channels[name] != nil:
+			return channelErr(name, ErrChannelExists)
+		case e.cfg.MaxChannels > 0 && len(e.channels) >= e.cfg.MaxChannels:
+			return channelErr(name, fmt.Errorf("%w: the engine allows %d", ErrTooManyChannels, e.cfg.MaxChannels))
+		}
+		return nil
+	}
+	var st *jetstream.Stream
+	if cfg.Persistent {
+		if e.dur == nil {
+			return channelErr(name, fmt.Errorf("%w: a persistent channel needs a durable store (Config.Durable, engine.Open)", ErrUnsupported))
+		}
+		e.mu.RLock()
+		err := check()
+		e.mu.RUnlock()
+		if err != nil {
+			return err
+		}
+		ctx, cancel := e.dur.ctx()
+		st, err = e.dur.conn.EnsureStream(ctx, name, cfg.streamOptions())
+		cancel()
+		if err != nil {
+			return channelErr(name, durableErr(err))
+		}
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	switch {
-	case e.closed:
-		return ErrEngineClosed
-	case e.channels[name] != nil:
-		return channelErr(name, ErrChannelExists)
-	case e.cfg.MaxChannels > 0 && len(e.channels) >= e.cfg.MaxChannels:
-		return channelErr(name, fmt.Errorf("%w: the engine allows %d", ErrTooManyChannels, e.cfg.MaxChannels))
+	if err := check(); err != nil {
+		return err
 	}
-	e.channels[name] = newChannel(e, name, cfg)
+	c := newChannel(e, name, cfg)
+	c.st = st
+	e.channels[name] = c
 	return nil
 }
 
 // DeleteChannel removes a channel and its history. Its subscriptions receive
 // what they already hold, then [ErrChannelDeleted]; publishers waiting on it
-// get [ErrChannelDeleted].
+// get [ErrChannelDeleted]. A persistent channel's stream is deleted from
+// the durable store, with its events and durable subscriptions.
 func (e *Engine) DeleteChannel(name string) error {
 	e.mu.Lock()
 	c, closed := e.channels[name], e.closed
@@ -104,6 +154,13 @@ func (e *Engine) DeleteChannel(name string) error {
 	delete(e.channels, name)
 	e.mu.Unlock()
 	c.remove(ErrChannelDeleted)
+	if c.st != nil {
+		ctx, cancel := e.dur.ctx()
+		defer cancel()
+		if err := e.dur.conn.DeleteStream(ctx, name); err != nil {
+			return channelErr(name, err)
+		}
+	}
 	return nil
 }
 
@@ -242,26 +299,46 @@ func (e *Engine) PublishToMany(ctx context.Context, channels []string, ev Event)
 }
 
 // Subscribe starts a subscription to a channel; it receives the events
-// published from now on that its filter selects. It enforces the channel's
-// and the engine's subscriber limits ([ErrTooManySubscribers]) and refuses
-// delivery and ack modes that in-memory channels cannot honour
-// ([ErrUnsupported]) rather than silently downgrading them.
+// published from now on that its filter selects (on a persistent channel,
+// from its Start position, or where its Durable consumer left off). It
+// enforces the channel's and the engine's subscriber limits
+// ([ErrTooManySubscribers]) and refuses delivery and ack modes and options
+// that the channel cannot honour ([ErrUnsupported]) rather than silently
+// downgrading them. See [SubscribeOptions] for what persistent channels
+// promise.
 func (e *Engine) Subscribe(channel string, opts SubscribeOptions) (*Subscription, error) {
+	return e.subscribe(channel, opts, false)
+}
+
+// subscribe is Subscribe; with source, a persistent channel's consumer
+// acknowledges cumulatively, for a pipeline's source.
+func (e *Engine) subscribe(channel string, opts SubscribeOptions, source bool) (*Subscription, error) {
 	switch {
 	case opts.DeliveryMode > ExactlyOnce:
 		return nil, channelErr(channel, fmt.Errorf("unknown delivery mode %d", opts.DeliveryMode))
 	case opts.AckMode > AckNone:
 		return nil, channelErr(channel, fmt.Errorf("unknown ack mode %d", opts.AckMode))
-	case opts.DeliveryMode != AtMostOnce:
-		return nil, channelErr(channel, fmt.Errorf("%w: delivery mode %s needs a persistent channel; in-memory channels deliver at-most-once", ErrUnsupported, opts.DeliveryMode))
-	case opts.AckMode == AckManual:
-		return nil, channelErr(channel, fmt.Errorf("%w: ack mode manual needs a persistent channel; in-memory channels acknowledge on receipt (auto) or not at all (none)", ErrUnsupported))
 	case opts.BufferSize < 0:
 		return nil, channelErr(channel, fmt.Errorf("buffer size %d is negative", opts.BufferSize))
 	}
 	c, err := e.lookup(channel)
 	if err != nil {
 		return nil, err
+	}
+	if c.st != nil {
+		if err := checkDurableSubscribe(opts); err != nil {
+			return nil, channelErr(channel, err)
+		}
+	} else {
+		switch {
+		case opts.DeliveryMode != AtMostOnce:
+			return nil, channelErr(channel, fmt.Errorf("%w: delivery mode %s needs a persistent channel; in-memory channels deliver at-most-once", ErrUnsupported, opts.DeliveryMode))
+		case opts.AckMode == AckManual:
+			return nil, channelErr(channel, fmt.Errorf("%w: ack mode manual needs a persistent channel; in-memory channels acknowledge on receipt (auto) or not at all (none)", ErrUnsupported))
+		}
+		if what := durableOnlySubscribe(opts); what != "" {
+			return nil, channelErr(channel, fmt.Errorf("%w: %s need(s) a persistent channel", ErrUnsupported, what))
+		}
 	}
 	// Reserve a slot under the engine-wide limit first, atomically.
 	for {
@@ -282,7 +359,11 @@ func (e *Engine) Subscribe(channel string, opts SubscribeOptions) (*Subscription
 		opts:    opts,
 		created: e.now(),
 		ch:      c,
-		q:       newQueue(size),
+	}
+	if c.st != nil {
+		s.q = newQueue(0) // only its closing is used
+	} else {
+		s.q = newQueue(size)
 	}
 	s.opts.Metadata = maps.Clone(opts.Metadata)
 	if s.opts.Subscriber == "" {
@@ -291,19 +372,34 @@ func (e *Engine) Subscribe(channel string, opts SubscribeOptions) (*Subscription
 	if opts.Filter != nil {
 		s.filterDesc = fmt.Sprint(opts.Filter)
 	}
+	if c.st != nil {
+		if s.d, err = newDurableSub(s, size, source); err != nil {
+			e.subCount.Add(-1)
+			return nil, err
+		}
+	}
 	// Record the subscriber before attaching, so the record exists by the
 	// time the subscription can be closed.
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
 		e.subCount.Add(-1)
+		if s.d != nil {
+			s.d.stop()
+		}
 		return nil, ErrEngineClosed
 	}
 	e.subscribers[s.opts.Subscriber] = append(e.subscribers[s.opts.Subscriber], s)
 	e.mu.Unlock()
 	if err := c.attach(s); err != nil {
 		e.forget(s)
+		if s.d != nil {
+			s.d.stop()
+		}
 		return nil, err
+	}
+	if s.d != nil {
+		s.d.startDeadLetters()
 	}
 	return s, nil
 }
@@ -363,6 +459,9 @@ func (e *Engine) History(channel string, q HistoryQuery) ([]Event, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.st != nil {
+		return nil, channelErr(channel, fmt.Errorf("%w: History of a persistent channel; subscribe with a Start position to replay it", ErrUnsupported))
+	}
 	events, err := c.hist.query(q, e.now().UnixNano())
 	if err != nil {
 		return nil, channelErr(channel, fmt.Errorf("after event %s: %w", q.AfterID, err))
@@ -376,6 +475,7 @@ type ChannelStats struct {
 	Published   uint64 // events accepted
 	Delivered   uint64 // events taken by receivers
 	Dropped     uint64 // events lost to the slow-subscriber policy
+	Duplicates  uint64 // events a persistent channel already held (same ID within its duplicate window), not stored again
 	Subscribers int
 	Lag         uint64 // events waiting in all its subscriptions' buffers
 	MaxLag      uint64 // the most waiting in one subscription's buffer
@@ -422,7 +522,9 @@ func (e *Engine) Stats() Stats {
 }
 
 // Close deletes every channel; their receivers get [ErrEngineClosed] after
-// what they hold, and later calls fail with [ErrEngineClosed].
+// what they hold, and later calls fail with [ErrEngineClosed]. Persistent
+// channels stay in the durable store, which Close then stops (embedded)
+// or disconnects from.
 func (e *Engine) Close() error {
 	e.mu.Lock()
 	if e.closed {
@@ -440,6 +542,11 @@ func (e *Engine) Close() error {
 	}
 	for _, c := range chans {
 		c.remove(ErrEngineClosed)
+	}
+	if e.dur != nil {
+		if err := e.dur.close(); err != nil {
+			return fmt.Errorf("durable store: %w", err)
+		}
 	}
 	return nil
 }

@@ -37,6 +37,16 @@ var (
 	// ErrEventNotFound: a history query named an event that the channel no
 	// longer retains (or never had).
 	ErrEventNotFound = errors.New("event not found in history")
+	// ErrChannelFull: a persistent channel at its retention limit whose
+	// discard policy is [DiscardNew] refused the event; nothing was stored.
+	ErrChannelFull = errors.New("channel is full and discards new events")
+	// ErrStoreFull: the durable store reached its limit
+	// ([DurableConfig.MaxStore]); nothing was stored.
+	ErrStoreFull = errors.New("durable store is full")
+	// ErrNotPending: a manual acknowledgement named an event that the
+	// subscription did not deliver or that is already settled (acked,
+	// refused or terminated).
+	ErrNotPending = errors.New("event not awaiting an acknowledgement")
 )
 
 // PublishError reports a publish that stopped part way: the first Published

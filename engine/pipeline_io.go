@@ -351,12 +351,64 @@ func (d *DropSink) Count() uint64 { return d.n.Load() }
 // subscription (blocking its publishers when the pipeline is slow). The
 // source ends (io.EOF) when the channel is deleted, after every event
 // published before. Subscribe before anything publishes.
+//
+// On a persistent channel the subscription is a durable consumer named
+// subscriber (a pipeline's "pipeline:NAME", say) that begins, the first
+// time, with the oldest event the channel retains, and afterwards resumes
+// after the last event acknowledged. The source is an [Acker]: the
+// pipeline acknowledges events only once it has written them to every
+// sink, so events read before a crash or a kill and not yet written are
+// delivered again (after the ack wait, 30 s) to the next source of the
+// same name: at least once, none lost. See [Engine.ChannelSourceWith].
 func (e *Engine) ChannelSource(channel, subscriber string) (Source, error) {
-	s, err := e.Subscribe(channel, SubscribeOptions{Subscriber: subscriber})
+	c, err := e.lookup(channel)
 	if err != nil {
 		return nil, err
 	}
-	return &channelSource{s: s}, nil
+	if c.st != nil {
+		return e.ChannelSourceWith(channel, SubscribeOptions{Subscriber: subscriber, Durable: subscriber, Start: StartAll(), DeliveryMode: AtLeastOnce})
+	}
+	return e.ChannelSourceWith(channel, SubscribeOptions{Subscriber: subscriber})
+}
+
+// ChannelSourceWith is [Engine.ChannelSource] with the subscription's
+// options. On a persistent channel: Durable (default: Subscriber, which is
+// then required) names the consumer; Start, AckWait, MaxDeliver, Backoff
+// and BufferSize (the events fetched ahead) apply; DeliveryMode
+// [ExactlyOnce] makes each acknowledgement wait for the server's
+// confirmation; AckMode must be [AckAuto] (the pipeline acknowledges).
+// Filter and DeadLetter are not supported for sources.
+func (e *Engine) ChannelSourceWith(channel string, opts SubscribeOptions) (Source, error) {
+	c, err := e.lookup(channel)
+	if err != nil {
+		return nil, err
+	}
+	if c.st == nil {
+		s, err := e.Subscribe(channel, opts)
+		if err != nil {
+			return nil, err
+		}
+		return &channelSource{s: s}, nil
+	}
+	if opts.Durable == "" {
+		opts.Durable = opts.Subscriber
+	}
+	switch {
+	case opts.Durable == "":
+		return nil, channelErr(channel, errors.New("source: a persistent channel's source needs a subscriber or durable name"))
+	case opts.AckMode != AckAuto:
+		return nil, channelErr(channel, fmt.Errorf("%w: source: ack mode %s (the pipeline acknowledges)", ErrUnsupported, opts.AckMode))
+	case opts.Filter != nil || opts.DeadLetter != "":
+		return nil, channelErr(channel, fmt.Errorf("%w: source: filter or dead-letter channel on a persistent channel's source", ErrUnsupported))
+	}
+	if opts.DeliveryMode == AtMostOnce {
+		opts.DeliveryMode = AtLeastOnce
+	}
+	s, err := e.subscribe(channel, opts, true)
+	if err != nil {
+		return nil, err
+	}
+	return &channelSourceDurable{s: s, exactly: opts.DeliveryMode == ExactlyOnce}, nil
 }
 
 type channelSource struct {
@@ -379,7 +431,10 @@ func (c *channelSource) Close() error { return c.s.Close() }
 
 // ChannelSink returns a sink that publishes to a channel. It waits as long
 // as it takes for room (the pipeline's backpressure), not the channel's
-// block timeout.
+// block timeout. Into a persistent channel it publishes each batch with
+// the events' IDs as message IDs, so that a batch written again after a
+// crash (the pipeline replays what it had not acknowledged) stores no
+// event twice within the channel's duplicate window.
 func (e *Engine) ChannelSink(channel string) Sink { return &channelSink{e: e, name: channel} }
 
 type channelSink struct {

@@ -26,8 +26,53 @@ type SubscribeOptions struct {
 	AckMode AckMode
 	// Metadata is kept with the subscription record.
 	Metadata map[string]string
-	// BufferSize overrides the channel's [ChannelConfig.BufferSize].
+	// BufferSize overrides the channel's [ChannelConfig.BufferSize]. On a
+	// persistent channel it is how many events are fetched ahead of the
+	// receiver (their AckWait is running).
 	BufferSize int
+
+	// The options below are for persistent channels only; an in-memory
+	// channel refuses them with [ErrUnsupported].
+	//
+	// On a persistent channel a subscription is a JetStream consumer.
+	// AtMostOnce and AtLeastOnce with [AckAuto] acknowledge events as the
+	// receiver takes them (Recv, RecvBatch): an event fetched ahead but not
+	// taken when the subscriber dies is delivered again. [AckManual]
+	// leaves it to the receiver ([Subscription.Ack], Nak, InProgress,
+	// Term): an event not acknowledged within AckWait is delivered again,
+	// up to MaxDeliver times, and then goes to DeadLetter. [AckNone] tracks
+	// nothing: every event is delivered once (AtMostOnce only).
+	// ExactlyOnce is AtLeastOnce whose acknowledgements wait for the
+	// server's confirmation (an acknowledged event is never delivered
+	// again), together with the channel's de-duplication of publishes by
+	// event ID within its DuplicateWindow. It does not make processing run
+	// once: an event whose processing was not acknowledged before a crash
+	// is delivered again, so what a receiver writes must be idempotent (a
+	// persistent channel written with the same event IDs is).
+
+	// Durable names a consumer that outlives the subscription: closing the
+	// subscription (or a restart) keeps its position and acknowledgements,
+	// and a later subscription with the same name resumes after the last
+	// acknowledged event. One durable name is meant for one subscription
+	// at a time. Empty: a consumer of the subscription's own, deleted when
+	// it closes (or by the server a minute after its process died).
+	Durable string
+	// Start is where a new consumer begins; default [StartNew].
+	Start StartPosition
+	// AckWait is how long an event may stay unacknowledged before it is
+	// delivered again; 0: 30 s. With Backoff set, Backoff[0] is used.
+	AckWait time.Duration
+	// MaxDeliver is how often an event is delivered at most; 0: no limit.
+	MaxDeliver int
+	// Backoff are the waits before the 1st, 2nd, ... redelivery (the last
+	// repeats); it needs MaxDeliver > len(Backoff).
+	Backoff []time.Duration
+	// DeadLetter names a channel (in memory or persistent) that receives
+	// the events that exhausted MaxDeliver without an acknowledgement, each
+	// with its error in [MetaError] metadata (and the channel it came from
+	// in MetaDeadChannel). It needs MaxDeliver. Empty: such events are only
+	// left behind.
+	DeadLetter string
 }
 
 // SubscriptionInfo is the engine's record of a subscription.
@@ -44,7 +89,17 @@ type SubscriptionInfo struct {
 	Received     uint64 // events the receiver took
 	Acknowledged uint64 // events acknowledged (on receipt with AckAuto)
 	Dropped      uint64 // events it lost to the channel's slow-subscriber policy
-	Pending      int    // events waiting in its buffer (its lag)
+	// Pending is the events waiting for it: in its buffer (in memory), or
+	// in the stream not yet delivered (persistent).
+	Pending int
+	// Persistent channels only, from the server's consumer state:
+	// AckPending is the events delivered and not yet acknowledged;
+	// Redelivered those of them delivered more than once.
+	AckPending, Redelivered int
+	// Durable is the consumer's durable name ("" when it has none).
+	Durable string
+	// Err is why the persistent state could not be read ("" when it was).
+	Err string
 }
 
 // SubscriberInfo is the engine's record of a subscriber: who it is and which
@@ -62,6 +117,7 @@ type Subscription struct {
 	created    time.Time
 	ch         *channel
 	q          *queue
+	d          *durableSub // on a persistent channel
 	filterDesc string
 
 	received atomic.Uint64
@@ -108,6 +164,13 @@ func (s *Subscription) RecvBatch(ctx context.Context, dst EventBatch, max int) (
 // is; err is set when the subscription has ended.
 func (s *Subscription) TryRecv() (ev Event, ok bool, err error) {
 	var one [1]Event
+	if s.d != nil {
+		n, err := s.d.recv(nil, one[:])
+		if err != nil || n == 0 {
+			return Event{}, false, err
+		}
+		return one[0], true, nil
+	}
 	n, err := s.q.pop(one[:])
 	if err != nil {
 		return Event{}, false, s.wrap(err)
@@ -120,6 +183,9 @@ func (s *Subscription) TryRecv() (ev Event, ok bool, err error) {
 }
 
 func (s *Subscription) recv(ctx context.Context, dst []Event) (int, error) {
+	if s.d != nil {
+		return s.d.recv(ctx, dst)
+	}
 	for {
 		n, err := s.q.pop(dst)
 		if err != nil {
@@ -162,13 +228,16 @@ func (s *Subscription) Close() error {
 func (s *Subscription) end(reason error, drain bool) {
 	s.closeOnce.Do(func() {
 		s.q.close(reason, drain)
+		if s.d != nil {
+			s.d.stop()
+		}
 		s.ch.detach(s)
 	})
 }
 
 // Info returns the subscription's record, counters included.
 func (s *Subscription) Info() SubscriptionInfo {
-	return SubscriptionInfo{
+	in := SubscriptionInfo{
 		ID:           s.id,
 		Channel:      s.ch.name,
 		Subscriber:   s.opts.Subscriber,
@@ -183,4 +252,8 @@ func (s *Subscription) Info() SubscriptionInfo {
 		Dropped:      s.dropped.Load(),
 		Pending:      s.q.len(),
 	}
+	if s.d != nil {
+		s.d.info(&in)
+	}
+	return in
 }

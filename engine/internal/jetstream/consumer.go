@@ -54,14 +54,15 @@ func (s *Stream) consumer(ctx context.Context, name string, o ConsumerOptions) (
 	}
 	jn := ConsumerName(name)
 	cfg := jetstream.ConsumerConfig{
-		Durable:       jn,
-		Name:          jn,
-		FilterSubject: s.subject,
-		AckWait:       o.AckWait,
-		MaxDeliver:    o.MaxDeliver,
-		BackOff:       o.BackOff,
-		MaxAckPending: o.MaxAckPending,
-		Metadata:      map[string]string{"aegis_consumer": name},
+		Durable:           jn,
+		Name:              jn,
+		FilterSubject:     s.subject,
+		AckWait:           o.AckWait,
+		MaxDeliver:        o.MaxDeliver,
+		BackOff:           o.BackOff,
+		MaxAckPending:     o.MaxAckPending,
+		InactiveThreshold: o.InactiveThreshold,
+		Metadata:          map[string]string{"aegis_consumer": name},
 	}
 	if cfg.AckWait == 0 {
 		cfg.AckWait = 30 * time.Second
@@ -242,6 +243,10 @@ func (c *Consumer) start() error {
 		select {
 		case msgs <- m:
 		case <-done:
+			// Stopped with a full buffer: give it back, as Stop does.
+			if c.opts.AckPolicy != AckNone {
+				_ = m.Nak()
+			}
 		}
 	},
 		jetstream.PullMaxMessages(c.opts.Prefetch),
@@ -362,8 +367,10 @@ func (c *Consumer) Stop() {
 		return
 	}
 	c.cc.Stop()
-	<-c.cc.Closed()
+	// The callback may be blocked on a full buffer; done releases it, and
+	// the consume context closes only once the callback has returned.
 	close(c.done)
+	<-c.cc.Closed()
 	if c.opts.AckPolicy != AckNone {
 		for {
 			select {

@@ -112,10 +112,14 @@ type ConsumerOptions struct {
 	// Prefetch is how many messages the client asks the server for ahead of
 	// [Consumer.Fetch]; 0: 256. Prefetched messages' AckWait is running.
 	Prefetch int
+	// InactiveThreshold, when positive, lets the server delete the consumer
+	// once no client has pulled from it for that long (a subscription that
+	// is not meant to outlive its process); 0: never.
+	InactiveThreshold time.Duration
 }
 
 func (o ConsumerOptions) check() error {
-	if o.AckWait < 0 || o.MaxDeliver < 0 || o.MaxAckPending < 0 || o.Prefetch < 0 {
+	if o.AckWait < 0 || o.MaxDeliver < 0 || o.MaxAckPending < 0 || o.Prefetch < 0 || o.InactiveThreshold < 0 {
 		return fmt.Errorf("negative consumer option")
 	}
 	if len(o.BackOff) > 0 && o.MaxDeliver <= len(o.BackOff) {
