@@ -83,7 +83,7 @@ type durableSub struct {
 	s         *Subscription
 	name      string
 	ephemeral bool // deleted when the subscription ends
-	source    bool // a pipeline's source: AckAll, read by channelSourceDurable
+	source    bool // a pipeline's source, read by channelSourceDurable
 	cons      *jetstream.Consumer
 	log       *slog.Logger
 
@@ -118,8 +118,8 @@ func checkDurableSubscribe(o SubscribeOptions) error {
 	return nil
 }
 
-// newDurableSub creates or opens s's consumer. With source, the consumer
-// acknowledges cumulatively (a pipeline's source).
+// newDurableSub creates or opens s's consumer. With source, it belongs to
+// a pipeline's source, which reads and acknowledges it.
 func newDurableSub(s *Subscription, prefetch int, source bool) (*durableSub, error) {
 	o := s.opts
 	dur := s.ch.eng.dur
@@ -131,10 +131,11 @@ func newDurableSub(s *Subscription, prefetch int, source bool) (*durableSub, err
 		BackOff:    o.Backoff,
 		Prefetch:   prefetch,
 	}
-	switch {
-	case source:
-		co.AckPolicy = jetstream.AckAll
-	case o.AckMode == AckNone:
+	// A source acknowledges explicitly too, not cumulatively (AckAll): after
+	// a restart the events given back come again only after their ack wait,
+	// behind newer ones, and a cumulative ack of a newer one would
+	// acknowledge them unprocessed.
+	if o.AckMode == AckNone && !source {
 		co.AckPolicy = jetstream.AckNone
 	}
 	if d.name == "" {
@@ -470,7 +471,8 @@ func (s *Subscription) Term(id EventID, reason string) error {
 }
 
 // channelSourceDurable is a pipeline's source on a persistent channel: a
-// durable consumer acknowledged cumulatively, as the pipeline acknowledges.
+// durable consumer whose events are acknowledged once the pipeline is done
+// with them.
 type channelSourceDurable struct {
 	s       *Subscription
 	exactly bool
@@ -503,8 +505,10 @@ func (c *channelSourceDurable) Read(ctx context.Context, dst []Event, max int) (
 	return dst, nil
 }
 
-// Ack acknowledges the first n events read (over all Reads): one
-// cumulative ack of the n-th, which covers the ones before it.
+// Ack acknowledges the first n events read (over all Reads), each on its
+// own; under ExactlyOnce it waits for the server's confirmation of the
+// last, which the server handles after the others sent before it on the
+// same connection.
 func (c *channelSourceDurable) Ack(ctx context.Context, n uint64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -514,6 +518,11 @@ func (c *channelSourceDurable) Ack(ctx context.Context, n uint64) error {
 	k := n - c.acked
 	if k > uint64(len(c.held)) {
 		return c.s.wrap(fmt.Errorf("ack of %d events, only %d read", n, c.acked+uint64(len(c.held))))
+	}
+	for _, m := range c.held[:k-1] {
+		if err := m.Ack(); err != nil {
+			return c.s.wrap(err)
+		}
 	}
 	m := c.held[k-1]
 	var err error

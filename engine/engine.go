@@ -311,7 +311,7 @@ func (e *Engine) Subscribe(channel string, opts SubscribeOptions) (*Subscription
 }
 
 // subscribe is Subscribe; with source, a persistent channel's consumer
-// acknowledges cumulatively, for a pipeline's source.
+// belongs to a pipeline's source (no dead-letter mover; the source acks).
 func (e *Engine) subscribe(channel string, opts SubscribeOptions, source bool) (*Subscription, error) {
 	switch {
 	case opts.DeliveryMode > ExactlyOnce:
