@@ -238,7 +238,13 @@ func (d *durableSub) recv(ctx context.Context, dst []Event) (int, error) {
 		}
 		if o.AckMode != AckNone && len(settle) > 0 {
 			if o.DeliveryMode == ExactlyOnce {
-				err = d.cons.AckSync(ctx, settle)
+				actx := ctx
+				if actx == nil { // TryRecv
+					var cancel context.CancelFunc
+					actx, cancel = d.s.ch.eng.dur.ctx()
+					defer cancel()
+				}
+				err = d.cons.AckSync(actx, settle)
 			} else {
 				err = d.cons.Ack(settle)
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -663,4 +664,106 @@ func TestDurablePipelineKilledAndRestarted(t *testing.T) {
 		t.Errorf("output channel holds %d events with %d duplicates dropped, want %d and %d", st.Retained, st.Duplicates, n, twice)
 	}
 	t.Logf("every one of %d events processed, %d of them twice; the output channel holds each once", n, twice)
+}
+
+func TestDurableSubscriptionModes(t *testing.T) {
+	e := openDurable(t, t.TempDir())
+	if err := e.CreateChannel("c", engine.ChannelConfig{Persistent: true}); err != nil {
+		t.Fatal(err)
+	}
+	evs := durEvents(3)
+	if err := e.PublishBatch(ctxFor(t, 5*time.Second), "c", engine.EventBatch{Events: slices.Clone(evs)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		opts  engine.SubscribeOptions
+		acked uint64
+	}{
+		{"at most once, ack none", engine.SubscribeOptions{AckMode: engine.AckNone}, 0},
+		{"at most once, auto", engine.SubscribeOptions{}, 3},
+		{"at least once, backoff", engine.SubscribeOptions{DeliveryMode: engine.AtLeastOnce, MaxDeliver: 3, Backoff: []time.Duration{time.Second, 2 * time.Second}}, 3},
+		{"exactly once, auto", engine.SubscribeOptions{DeliveryMode: engine.ExactlyOnce}, 3},
+		{"filter", engine.SubscribeOptions{Filter: engine.FilterFunc(func(ev *engine.Event) bool { return ev.ID == evs[1].ID })}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := tc.opts
+			opts.Start = engine.StartAll()
+			s, err := e.Subscribe("c", opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			want := ids(evs)
+			if tc.opts.Filter != nil {
+				want = want[1:2]
+			}
+			// TryRecv first: it does not wait, so it may find nothing yet.
+			var got []engine.Event
+			deadline := time.Now().Add(5 * time.Second)
+			for len(got) == 0 && time.Now().Before(deadline) {
+				ev, ok, err := s.TryRecv()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ok {
+					got = append(got, ev)
+				}
+			}
+			got = append(got, recvN(t, s, len(want)-len(got), 5*time.Second)...)
+			if !slices.Equal(ids(got), want) {
+				t.Fatalf("got %v, want %v", ids(got), want)
+			}
+			if more := recvN(t, s, 1, 300*time.Millisecond); len(more) != 0 {
+				t.Fatalf("delivered again: %v", ids(more))
+			}
+			if info := s.Info(); info.Acknowledged != tc.acked || info.AckPending != 0 {
+				t.Errorf("info %+v, want %d acknowledged, none awaiting", info, tc.acked)
+			}
+		})
+	}
+
+	// Deleting a persistent channel ends its receivers and sources and
+	// removes its stream.
+	s, err := e.Subscribe("c", engine.SubscribeOptions{Durable: "d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := e.ChannelSource("c", "pipeline:p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Read(ctxFor(t, 5*time.Second), nil, 10); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 2)
+	go func() { _, err := s.Recv(t.Context()); errc <- err }()
+	go func() {
+		for {
+			if _, err := src.Read(t.Context(), nil, 10); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if err := e.DeleteChannel("c"); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		select {
+		case err := <-errc:
+			if !errors.Is(err, engine.ErrChannelDeleted) && !errors.Is(err, io.EOF) {
+				t.Errorf("receiver ended with %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a receiver did not end")
+		}
+	}
+	if err := e.CreateChannel("c", engine.ChannelConfig{Persistent: true}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := e.ChannelStats("c"); st.Retained != 0 {
+		t.Errorf("a deleted channel's stream kept %d events", st.Retained)
+	}
 }
