@@ -108,8 +108,8 @@ func checkDurableSubscribe(o SubscribeOptions) error {
 		return fmt.Errorf("%w: ack mode manual redelivers, which delivery mode %s does not allow", ErrUnsupported, o.DeliveryMode)
 	case o.AckWait < 0 || o.MaxDeliver < 0:
 		return fmt.Errorf("ack wait %v and max deliver %d must not be negative", o.AckWait, o.MaxDeliver)
-	case len(o.Backoff) > 0 && o.MaxDeliver <= len(o.Backoff):
-		return fmt.Errorf("max deliver %d must exceed the %d backoff values", o.MaxDeliver, len(o.Backoff))
+	case len(o.Backoff) > 0 && o.MaxDeliver > 0 && o.MaxDeliver < len(o.Backoff):
+		return fmt.Errorf("%d backoff values, more than max deliver %d deliveries can use", len(o.Backoff), o.MaxDeliver)
 	case o.DeadLetter != "" && o.MaxDeliver == 0:
 		return errors.New("a dead-letter channel needs max deliver")
 	case o.Durable != "":

@@ -299,3 +299,20 @@ func durableOnlySubscribe(o SubscribeOptions) string {
 	}
 	return strings.Join(s, ", ")
 }
+
+// CheckChannels verifies that the durable store holds a stream for each
+// persistent channel in names: channels that an earlier run created, say.
+// Call it before [Engine.CreateChannel], which makes a missing one anew,
+// empty: a channel missing from a store that had it means the store lost
+// it (a wiped directory, another cluster), and going on would hide that.
+// The error names every missing channel. Without a durable store it
+// fails with [ErrUnsupported].
+func (e *Engine) CheckChannels(ctx context.Context, names []string) error {
+	if e.dur == nil {
+		return fmt.Errorf("%w: no durable store", ErrUnsupported)
+	}
+	if err := e.dur.conn.CheckChannels(ctx, names); err != nil {
+		return fmt.Errorf("durable store: %w", err)
+	}
+	return nil
+}

@@ -160,7 +160,7 @@ func TestDurableRefusals(t *testing.T) {
 		{"manual at most once", engine.SubscribeOptions{AckMode: engine.AckManual}, "manual"},
 		{"none at least once", engine.SubscribeOptions{AckMode: engine.AckNone, DeliveryMode: engine.AtLeastOnce}, "ack mode none"},
 		{"dead letter without max deliver", engine.SubscribeOptions{DeadLetter: "dlq", DeliveryMode: engine.AtLeastOnce}, "max deliver"},
-		{"backoff longer than max deliver", engine.SubscribeOptions{Backoff: []time.Duration{time.Second}, MaxDeliver: 1}, "backoff"},
+		{"backoff longer than max deliver", engine.SubscribeOptions{Backoff: []time.Duration{time.Second, time.Second}, MaxDeliver: 1}, "backoff"},
 	} {
 		t.Run("persistent "+tc.name, func(t *testing.T) {
 			_, err := e.Subscribe("p", tc.opts)

@@ -65,7 +65,8 @@ type SubscribeOptions struct {
 	// MaxDeliver is how often an event is delivered at most; 0: no limit.
 	MaxDeliver int
 	// Backoff are the waits before the 1st, 2nd, ... redelivery (the last
-	// repeats); it needs MaxDeliver > len(Backoff).
+	// repeats): the ack waits after the 1st, 2nd, ... delivery. At most
+	// MaxDeliver values when MaxDeliver is set.
 	Backoff []time.Duration
 	// DeadLetter names a channel (in memory or persistent) that receives
 	// the events that exhausted MaxDeliver without an acknowledgement, each

@@ -89,10 +89,12 @@ func runCommand() *cli.Command {
 		Usage:        "Run the pipelines of a manifest",
 		OnUsageError: onUsageError,
 		Description: "Checks the manifest, loads its plugins, and runs its pipelines until their\n" +
-			"sources end. SIGINT or SIGTERM stops the sources, lets the batches in flight\n" +
-			"through to the sinks, fires the windows that are complete and exits 0; a\n" +
-			"second signal exits at once. On a terminal a status line shows events in and\n" +
-			"out per step; otherwise a summary is logged every --status interval.",
+			"sources end (a pipeline reading a persistent channel: once the pipelines\n" +
+			"writing to it have ended and it has caught up). SIGINT or SIGTERM stops the\n" +
+			"sources, lets the batches in flight through to the sinks, fires the windows\n" +
+			"that are complete and exits 0; a second signal exits at once. On a terminal\n" +
+			"a status line shows events in and out per step; otherwise a summary is\n" +
+			"logged every --status interval.",
 		Flags: []cli.Flag{
 			fileFlag(),
 			&cli.DurationFlag{Name: "status", Value: 10 * time.Second, Usage: "how often to log progress when stderr is not a terminal (0: never)"},

@@ -41,9 +41,13 @@ type deployment struct {
 	tel        *telemetry.Telemetry // never nil; traces and metrics may be off
 	flows      []*flow
 	// writers counts, per channel, the pipelines that write to it; when the
-	// last one ends the channel is deleted, which ends the pipelines that
-	// read it once they have taken everything.
+	// last one ends an in-memory channel is deleted, which ends the
+	// pipelines that read it once they have taken everything, and a
+	// persistent one's written is closed (see caughtUp).
 	writers map[string]*atomic.Int32
+	// written is closed, per persistent channel, when no pipeline of the
+	// run writes to it any more.
+	written map[string]chan struct{}
 }
 
 // flow is one pipeline of the deployment.
@@ -79,8 +83,11 @@ func deploy(ctx context.Context, m *manifest.Manifest, h *host.Host, std stdio, 
 	if tel == nil {
 		tel = &telemetry.Telemetry{}
 	}
-	d := &deployment{m: m, eng: engine.New(engine.Config{}), log: log, tel: tel,
-		sinks: map[string]engine.Sink{}, writers: map[string]*atomic.Int32{}}
+	d := &deployment{m: m, log: log, tel: tel, sinks: map[string]engine.Sink{},
+		writers: map[string]*atomic.Int32{}, written: map[string]chan struct{}{}}
+	if d.eng, err = openEngine(ctx, m, log, dry); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if err != nil {
 			d.close(ctx)
@@ -96,20 +103,34 @@ func deploy(ctx context.Context, m *manifest.Manifest, h *host.Host, std stdio, 
 			}
 		}()
 	}
-	for name, c := range m.Channels {
-		cfg := engine.ChannelConfig{BufferSize: c.Buffer}
-		if c.SlowSubscriber != "" {
-			if cfg.SlowSubscriber, err = engine.ParseSlowSubscriberPolicy(c.SlowSubscriber); err != nil {
-				return nil, err
-			}
-		}
-		if r := c.Retention; r != nil {
-			cfg.Retention = engine.Retention{MaxEvents: r.MaxEvents, MaxAge: r.MaxAge.D()}
-		}
-		if err := d.eng.CreateChannel(name, cfg); err != nil {
+	_, durable := d.eng.DurableStore()
+	if durable {
+		if err := checkChannels(ctx, d.eng, m); err != nil {
 			return nil, err
 		}
+	}
+	for name, c := range m.Channels {
+		cfg, err := channelConfig(c)
+		if err != nil {
+			return nil, fmt.Errorf("channel[%s]: %w", name, err)
+		}
+		if dry && cfg.Persistent {
+			// validate starts no store: the channel is checked above and
+			// stands in memory for the pipelines that name it.
+			cfg = engine.ChannelConfig{BufferSize: cfg.BufferSize}
+		}
+		if err := d.eng.CreateChannel(name, cfg); err != nil {
+			return nil, fmt.Errorf("%s: %w", m.File, err)
+		}
 		d.writers[name] = new(atomic.Int32)
+		if c.Persistent {
+			d.written[name] = make(chan struct{})
+		}
+	}
+	if durable {
+		if err := recordChannels(m); err != nil {
+			return nil, fmt.Errorf("%s: persistent channels: record: %w", m.File, err)
+		}
 	}
 	for name, s := range m.Sinks {
 		var sink engine.Sink = engine.Drop()
@@ -172,13 +193,22 @@ func (d *deployment) build(ctx context.Context, mp *manifest.Pipeline, h *host.H
 		cfg.MaxBatch, cfg.MaxWait = mp.Batch.MaxEvents, mp.Batch.MaxWait.D()
 	}
 	var err error
-	if src, ok := d.m.Sources[mp.From]; ok {
-		if dry {
-			f.src = emptySource{}
-		} else {
-			f.src, err = openSource(ctx, d.m, mp.From, src, std, d.log)
+	ch, fromChannel := d.m.Channels[mp.From]
+	persistent := fromChannel && ch.Persistent
+	var opts engine.SubscribeOptions
+	if persistent {
+		if opts, err = deliveryOptions(mp); err != nil {
+			return nil, fmt.Errorf("from %s: %w", mp.From, err)
 		}
-	} else {
+	}
+	switch src, ok := d.m.Sources[mp.From]; {
+	case ok && dry:
+		f.src = emptySource{}
+	case ok:
+		f.src, err = openSource(ctx, d.m, mp.From, src, std, d.log)
+	case persistent && !dry:
+		f.src, err = d.eng.ChannelSourceWith(mp.From, opts)
+	default:
 		f.src, err = d.eng.ChannelSource(mp.From, "pipeline:"+mp.Name)
 	}
 	if err != nil {
@@ -186,7 +216,10 @@ func (d *deployment) build(ctx context.Context, mp *manifest.Pipeline, h *host.H
 	}
 	d.watch(mp.From, "source", f.src)
 	cfg.Source = f.src
-	if _, ok := d.m.Channels[mp.From]; ok {
+	switch {
+	case persistent && !dry:
+		cfg.Source = &caughtUp{Source: f.src, eng: d.eng, channel: mp.From, durable: opts.Durable, written: d.written[mp.From]}
+	case fromChannel:
 		f.drained = &drained{Source: f.src}
 		cfg.Source = f.drained
 	}
@@ -577,15 +610,18 @@ func orDefault(s, def string) string {
 // run runs every pipeline until each has ended. Cancelling stop stops the
 // pipelines that read sources; they drain, and the pipelines they feed
 // through channels end after them, also as stopped (they fire only the
-// windows that are complete). A channel that no pipeline writes to never
-// gets an event: its readers end at once. The first pipeline that fails
+// windows that are complete). An in-memory channel that no pipeline
+// writes to never gets an event: its readers end at once. The readers of a
+// persistent channel end once its writers have and they have caught up
+// with it, or at once when the run is stopped (see caughtUp). The first
+// pipeline that fails
 // stops the others the same way; its error is returned.
 func (d *deployment) run(stop context.Context) error {
 	stop, cancel := context.WithCancel(stop)
 	defer cancel()
 	for name, n := range d.writers {
 		if n.Load() == 0 {
-			d.eng.DeleteChannel(name)
+			d.writtenAll(name)
 		}
 	}
 	var wg sync.WaitGroup
@@ -615,7 +651,7 @@ func (d *deployment) run(stop context.Context) error {
 			}
 			for _, c := range f.writes {
 				if d.writers[c].Add(-1) == 0 {
-					d.eng.DeleteChannel(c)
+					d.writtenAll(c)
 				}
 			}
 		})

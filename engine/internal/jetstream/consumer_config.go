@@ -104,7 +104,8 @@ type ConsumerOptions struct {
 	// emits an advisory that [Consumer.DeadLetters] turns into a dead letter.
 	MaxDeliver int
 	// BackOff are the ack waits before the 1st, 2nd, ... redelivery (the last
-	// repeats). It needs MaxDeliver > len(BackOff).
+	// repeats). At most MaxDeliver values when MaxDeliver is set (the
+	// last one is the ack wait of the last delivery), as the server says.
 	BackOff []time.Duration
 	// MaxAckPending is the most messages delivered and not yet acknowledged;
 	// the server delivers no more until some are acknowledged; 0: 1000.
@@ -122,8 +123,8 @@ func (o ConsumerOptions) check() error {
 	if o.AckWait < 0 || o.MaxDeliver < 0 || o.MaxAckPending < 0 || o.Prefetch < 0 || o.InactiveThreshold < 0 {
 		return fmt.Errorf("negative consumer option")
 	}
-	if len(o.BackOff) > 0 && o.MaxDeliver <= len(o.BackOff) {
-		return fmt.Errorf("max deliver %d must exceed the %d backoff values", o.MaxDeliver, len(o.BackOff))
+	if len(o.BackOff) > 0 && o.MaxDeliver > 0 && o.MaxDeliver < len(o.BackOff) {
+		return fmt.Errorf("%d backoff values, more than max deliver %d deliveries can use", len(o.BackOff), o.MaxDeliver)
 	}
 	if len(o.BackOff) > 0 && o.AckPolicy == AckNone {
 		return fmt.Errorf("backoff needs acks (ack policy %s)", o.AckPolicy)

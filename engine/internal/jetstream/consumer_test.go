@@ -360,7 +360,7 @@ func TestConsumerOptionsRefused(t *testing.T) {
 		name string
 		opts jetstream.ConsumerOptions
 	}{
-		{"backoff without enough deliveries", jetstream.ConsumerOptions{MaxDeliver: 2, BackOff: []time.Duration{time.Second, time.Second}}},
+		{"backoff without enough deliveries", jetstream.ConsumerOptions{MaxDeliver: 2, BackOff: []time.Duration{time.Second, time.Second, time.Second}}},
 		{"negative", jetstream.ConsumerOptions{AckWait: -1}},
 	}
 	for _, tt := range tests {
@@ -372,6 +372,16 @@ func TestConsumerOptionsRefused(t *testing.T) {
 	}
 	if _, err := st.Consumer(ctxT(t, time.Second), "", jetstream.ConsumerOptions{}); err == nil {
 		t.Error("empty durable name accepted")
+	}
+	// The server's rule: as many backoff values as deliveries (the last is
+	// the last delivery's ack wait), or any number without a limit.
+	for i, o := range []jetstream.ConsumerOptions{
+		{MaxDeliver: 2, BackOff: []time.Duration{time.Second, time.Second}},
+		{BackOff: []time.Duration{time.Second, time.Second}},
+	} {
+		if _, err := st.Consumer(ctxT(t, time.Second), "backoff-"+strconv.Itoa(i), o); err != nil {
+			t.Errorf("%+v: %v", o, err)
+		}
 	}
 	if err := st.DeleteConsumer(ctxT(t, time.Second), "none"); !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		t.Errorf("delete missing consumer: %v", err)

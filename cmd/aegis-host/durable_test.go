@@ -1,0 +1,386 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aegis-streaming/aegis/engine"
+	"github.com/aegis-streaming/aegis/internal/orders"
+)
+
+// persistentWriter is a manifest: generator -> pipeline a (drops refunds)
+// -> persistent channel x -> pipeline b (upper-cases types) -> out.jsonl.
+const persistentWriter = `apiVersion: aegis/v1
+channels:
+  x: {persistent: true}
+sources:
+  orders: {type: generator, count: 1000, start: "2026-01-01T00:00:00Z", interval: 1ms}
+sinks:
+  out: {type: file, path: out.jsonl}
+pipelines:
+  - name: a
+    from: orders
+    batch: {max_events: 64}
+    steps:
+      - name: drop-refunds
+        filter: {not: {type: [order.refunded]}}
+    to: [x]
+  - name: b
+    from: x
+    batch: {max_events: 10}
+    steps:
+      - name: upper
+        transform: {type_case: upper}
+    to: [out]
+`
+
+// persistentWant are the events of persistentWriter's channel x, in order.
+func persistentWant() []engine.Event {
+	var want []engine.Event
+	for i := range int64(1000) {
+		if e := orders.Generated(i, quickstartStart, int64(time.Millisecond)); e.Type != "order.refunded" {
+			want = append(want, e)
+		}
+	}
+	return want
+}
+
+// checkEvents checks that path holds want's events once each, in order,
+// with their types upper-cased when upper.
+func checkEvents(t *testing.T, path string, want []engine.Event, upper bool) {
+	t.Helper()
+	got := decodeEvents(t, readLines(t, path))
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d events, want %d", filepath.Base(path), len(got), len(want))
+	}
+	for i, e := range got {
+		w := want[i]
+		typ := string(w.Type)
+		if upper {
+			typ = strings.ToUpper(typ)
+		}
+		if e.ID != w.ID || e.Time != w.Time || string(e.Type) != typ {
+			t.Fatalf("%s: event %d = %s %s, want %s %s", filepath.Base(path), i, e.ID, e.Type, w.ID, typ)
+		}
+	}
+}
+
+func TestRunPersistentChannel(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, dir, "writer.yaml", persistentWriter)
+	want := persistentWant()
+
+	// The run ends once b has processed what a published in this run.
+	code, _, stderr := runCLI(t, "run", "-f", file)
+	if code != exitOK {
+		t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
+	}
+	checkEvents(t, filepath.Join(dir, "out.jsonl"), want, true)
+	if s := pipelineSummary(t, stderr, "a"); s.in != 1000 || s.out != 750 {
+		t.Errorf("summary: %s", s.text)
+	}
+	if s := pipelineSummary(t, stderr, "b"); s.in != 750 || s.out != 750 {
+		t.Errorf("summary: %s", s.text)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".aegis", "jetstream")); err != nil {
+		t.Fatalf("the store is not under data_dir/jetstream: %v", err)
+	}
+
+	// Again: the generator's events (the same IDs) are duplicates within
+	// the channel's duplicate window, and b resumes after what it
+	// acknowledged: nothing new.
+	code, _, stderr = runCLI(t, "run", "-f", file)
+	if code != exitOK {
+		t.Fatalf("second run: exit code %d; stderr:\n%s", code, stderr)
+	}
+	if s := pipelineSummary(t, stderr, "b"); s.in != 0 || s.out != 0 {
+		t.Errorf("second run: %s, want nothing in or out", s.text)
+	}
+
+	// A manifest that only reads the channel, with a new pipeline, gets
+	// what the channel retains, and ends.
+	reader := writeFile(t, dir, "reader.yaml", `apiVersion: aegis/v1
+channels:
+  x: {persistent: true}
+sinks:
+  out: {type: file, path: out2.jsonl}
+pipelines:
+  - name: c
+    from: x
+    delivery: {start: all, mode: exactly-once}
+    to: [out]
+`)
+	code, _, stderr = runCLI(t, "run", "-f", reader)
+	if code != exitOK {
+		t.Fatalf("reader: exit code %d; stderr:\n%s", code, stderr)
+	}
+	checkEvents(t, filepath.Join(dir, "out2.jsonl"), want, false)
+	if s := pipelineSummary(t, stderr, "c"); s.in != 750 || s.out != 750 {
+		t.Errorf("reader: %s", s.text)
+	}
+	// And again: c resumes after what it acknowledged.
+	code, _, stderr = runCLI(t, "run", "-f", reader)
+	if code != exitOK {
+		t.Fatalf("reader again: exit code %d; stderr:\n%s", code, stderr)
+	}
+	if s := pipelineSummary(t, stderr, "c"); s.in != 0 {
+		t.Errorf("reader again: %s, want nothing in", s.text)
+	}
+}
+
+func TestRunPersistentChannelErrors(t *testing.T) {
+	for _, tt := range []struct {
+		name, yaml string
+		want       []string // with the manifest's path when withFile
+		withFile   bool
+	}{
+		{"dead letter", `apiVersion: aegis/v1
+channels:
+  x: {persistent: true}
+  dead: {}
+sinks:
+  out: {type: drop}
+pipelines:
+  - name: c
+    from: x
+    delivery: {dead_letter: dead}
+    to: [out]
+  - {name: d, from: dead, to: [out]}
+`, []string{"pipeline[c]: from x: delivery: dead_letter \"dead\": not supported"}, false},
+		{"store is a file", `apiVersion: aegis/v1
+data_dir: store
+channels:
+  x: {persistent: true}
+sinks:
+  out: {type: drop}
+pipelines:
+  - {name: c, from: x, to: [out]}
+`, []string{"persistent channels: store ", filepath.Join("store", "jetstream")}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sub := t.TempDir()
+			if tt.name == "store is a file" {
+				// data_dir exists but jetstream under it cannot be made.
+				if err := os.MkdirAll(filepath.Join(sub, "store"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				writeFile(t, filepath.Join(sub, "store"), "jetstream", "not a directory")
+			}
+			file := writeFile(t, sub, "m.yaml", tt.yaml)
+			code, _, stderr := runCLI(t, "run", "-f", file)
+			if code == exitOK {
+				t.Fatalf("exit code 0, want an error; stderr:\n%s", stderr)
+			}
+			want := tt.want
+			if tt.withFile {
+				want = append(want, file)
+			}
+			for _, w := range want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr)
+				}
+			}
+		})
+	}
+}
+
+func TestValidatePersistentStartsNoStore(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, dir, "writer.yaml", persistentWriter)
+	code, stdout, stderr := runCLI(t, "validate", "-f", file)
+	if code != exitOK {
+		t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
+	}
+	if !strings.Contains(stdout, "ok: 2 pipeline(s)") {
+		t.Errorf("stdout: %s", stdout)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".aegis")); !os.IsNotExist(err) {
+		t.Errorf("validate made the data directory: %v", err)
+	}
+}
+
+// eventCounts counts the events of a JSON-lines file by ID. A line that
+// does not decode is counted in bad: a kill -9 may cut the last line of a
+// batch (whose events are then delivered again, not acknowledged).
+func eventCounts(t *testing.T, path string) (seen map[engine.EventID]int, n, bad int) {
+	t.Helper()
+	seen = map[engine.EventID]int{}
+	for _, l := range readLines(t, path) {
+		var e engine.Event
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			bad++
+			continue
+		}
+		seen[e.ID]++
+		n++
+	}
+	return seen, n, bad
+}
+
+func TestRunPersistentChannelKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs it for seconds; skipped with -short")
+	}
+	bin := filepath.Join(t.TempDir(), appName)
+	if out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	const total = 20000
+	// generator -> a -> persistent x -> b -> persistent y and out.jsonl
+	// (appended to). b reads exactly-once with a short ack wait, so that
+	// the restart gets what the killed run had read and not written soon.
+	// A restart generates the same events again (same IDs): x drops them
+	// as duplicates.
+	m := writeFile(t, dir, "m.yaml", fmt.Sprintf(`apiVersion: aegis/v1
+channels:
+  x: {persistent: true}
+  y: {persistent: true}
+sources:
+  orders: {type: generator, count: %d, rate: 5000, start: "2026-01-01T00:00:00Z", interval: 1ms}
+sinks:
+  out: {type: file, path: out.jsonl, append: true}
+pipelines:
+  - name: a
+    from: orders
+    steps:
+      - name: drop-refunds
+        filter: {not: {type: [order.refunded]}}
+    to: [x]
+  - name: b
+    from: x
+    delivery: {mode: exactly-once, ack_wait: 1s}
+    steps:
+      - name: upper
+        transform: {type_case: upper}
+    to: [y, out]
+`, total))
+	out := filepath.Join(dir, "out.jsonl")
+	start := func() (*exec.Cmd, *strings.Builder) {
+		var stderr strings.Builder
+		cmd := exec.Command(bin, "run", "-f", m)
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd, &stderr
+	}
+	waitFor := func(n int) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			if b, _ := os.ReadFile(out); bytes.Count(b, []byte("\n")) >= n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the sink did not reach %d events", n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	kill := func(cmd *exec.Cmd) {
+		t.Helper()
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		cmd.Wait()
+	}
+
+	// kill -9 twice mid-stream, then a run to the end.
+	cmd, _ := start()
+	waitFor(3000)
+	kill(cmd)
+	_, killed, _ := eventCounts(t, out)
+	t.Logf("%d events written before the first kill -9", killed)
+	cmd, _ = start()
+	waitFor(killed + 3000)
+	kill(cmd)
+	cmd, stderr := start()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+
+	// Every event at least once in out.jsonl.
+	want := make([]engine.Event, 0, total)
+	for i := range int64(total) {
+		if e := orders.Generated(i, quickstartStart, int64(time.Millisecond)); e.Type != "order.refunded" {
+			want = append(want, e)
+		}
+	}
+	seen, n, bad := eventCounts(t, out)
+	for _, e := range want {
+		if seen[e.ID] == 0 {
+			t.Fatalf("event %s was lost", e.ID)
+		}
+	}
+	if len(seen) != len(want) || bad > 2 {
+		t.Fatalf("%d distinct events, %d cut lines, want %d and at most one per kill", len(seen), bad, len(want))
+	}
+	t.Logf("out.jsonl: %d events for %d (%d again after kill -9), %d cut lines", n, len(want), n-len(want), bad)
+
+	// Exactly once in the persistent channel y: read it all.
+	reader := writeFile(t, dir, "reader.yaml", `apiVersion: aegis/v1
+channels:
+  y: {persistent: true}
+sinks:
+  out: {type: file, path: out2.jsonl}
+pipelines:
+  - {name: c, from: y, to: [out]}
+`)
+	code, _, errs := runCLI(t, "run", "-f", reader)
+	if code != exitOK {
+		t.Fatalf("reader: exit code %d; stderr:\n%s", code, errs)
+	}
+	// In any order: an event read by a killed run and not written comes
+	// again after its ack wait, behind newer ones.
+	seen, n, bad = eventCounts(t, filepath.Join(dir, "out2.jsonl"))
+	for _, e := range want {
+		if seen[e.ID] != 1 {
+			t.Fatalf("event %s is %d times in y, want once", e.ID, seen[e.ID])
+		}
+	}
+	if n != len(want) || bad != 0 {
+		t.Fatalf("y holds %d events (%d bad lines), want %d", n, bad, len(want))
+	}
+}
+
+func TestRunPersistentChannelLost(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, dir, "writer.yaml", persistentWriter)
+	if code, _, stderr := runCLI(t, "run", "-f", file); code != exitOK {
+		t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
+	}
+	record := filepath.Join(dir, ".aegis", "persistent-channels")
+	if b, err := os.ReadFile(record); err != nil || string(b) != "x\n" {
+		t.Fatalf("record %q, %v; want x", b, err)
+	}
+	// The store is wiped: the run refuses to start with an empty x.
+	if err := os.RemoveAll(filepath.Join(dir, ".aegis", "jetstream")); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCLI(t, "run", "-f", file)
+	if code == exitOK {
+		t.Fatalf("exit code 0 with the store wiped; stderr:\n%s", stderr)
+	}
+	for _, w := range []string{file, "channels[x]", record, filepath.Join(".aegis", "jetstream")} {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("stderr lacks %q:\n%s", w, stderr)
+		}
+	}
+	// Deleted on purpose: without its line, x is made anew.
+	if err := os.WriteFile(record, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runCLI(t, "run", "-f", file); code != exitOK {
+		t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
+	}
+	checkEvents(t, filepath.Join(dir, "out.jsonl"), persistentWant(), true)
+}
