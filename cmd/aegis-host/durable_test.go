@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aegis-streaming/aegis/cmd/aegis-host/internal/manifest"
 	"github.com/aegis-streaming/aegis/engine"
 	"github.com/aegis-streaming/aegis/internal/orders"
 )
@@ -383,4 +384,34 @@ func TestRunPersistentChannelLost(t *testing.T) {
 		t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
 	}
 	checkEvents(t, filepath.Join(dir, "out.jsonl"), persistentWant(), true)
+}
+
+func TestDeliveryOptions(t *testing.T) {
+	d := func(s string) manifest.Duration { v, _ := time.ParseDuration(s); return manifest.Duration(v) }
+	mp := &manifest.Pipeline{Name: "p", Delivery: &manifest.Delivery{Mode: "exactly-once", MaxDeliver: manifest.NoMaxDeliver,
+		Backoff: []manifest.Duration{d("1s"), d("10s")}, Start: "new"}}
+	o, err := deliveryOptions(mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Durable != "pipeline:p" || o.DeliveryMode != engine.ExactlyOnce || o.MaxDeliver != 0 ||
+		len(o.Backoff) != 2 || o.Backoff[1] != 10*time.Second || o.Start != engine.StartNew() {
+		t.Errorf("options %+v", o)
+	}
+	mp.Delivery = &manifest.Delivery{Mode: "at-least-once", AckWait: d("2s"), MaxDeliver: 3, Start: "all"}
+	if o, err = deliveryOptions(mp); err != nil || o.DeliveryMode != engine.AtLeastOnce || o.AckWait != 2*time.Second ||
+		o.MaxDeliver != 3 || o.Start != engine.StartAll() {
+		t.Errorf("options %+v, %v", o, err)
+	}
+
+	cfg, err := channelConfig(manifest.Channel{Persistent: true, Replicas: 3, Discard: "new", DuplicateWindow: d("1m"),
+		Retention: &manifest.Retention{MaxAge: d("1h"), MaxBytes: 1 << 20}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := engine.ChannelConfig{Persistent: true, Replicas: 3, Discard: engine.DiscardNew, DuplicateWindow: time.Minute,
+		Retention: engine.Retention{MaxAge: time.Hour, MaxBytes: 1 << 20}}
+	if cfg != want {
+		t.Errorf("channel config %+v, want %+v (max_events 0: no limit)", cfg, want)
+	}
 }
