@@ -3,7 +3,6 @@ package engine
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -928,12 +927,7 @@ func resultID(step, key string, start, end int64, firing uint32, n int) EventID 
 	b = binary.BigEndian.AppendUint64(b, uint64(end))
 	b = binary.AppendUvarint(b, uint64(firing))
 	b = binary.AppendUvarint(b, uint64(n))
-	sum := sha256.Sum256(b)
-	var id EventID
-	copy(id[:], sum[:16])
-	id[6] = id[6]&0x0f | 0x80 // version 8
-	id[8] = id[8]&0x3f | 0x80 // the RFC 9562 variant
-	return id
+	return hashID(b)
 }
 
 // commit makes tx.pending the state, and counts the firings.

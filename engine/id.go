@@ -2,6 +2,8 @@ package engine
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"time"
@@ -28,6 +30,33 @@ func NewEventID() EventID {
 		panic(fmt.Sprintf("engine: cannot make an event id: %v", err))
 	}
 	return EventID(id)
+}
+
+// DerivedEventID is the ID a step gives the n-th event (from 0) it makes
+// out of the event from, when the step's code names none: a version 8 UUID
+// made of the first 128 bits of SHA-256 over the step and from's ID. The
+// same input through the same step makes the same IDs, so a replay (a
+// pipeline that processes an event again after a crash) writes events that
+// a persistent channel recognises as duplicates; and two outputs of one
+// event never share an ID.
+func DerivedEventID(step string, from EventID, n int) EventID {
+	b := make([]byte, 0, 48+len(step))
+	b = append(b, "aegis.step.output\x00"...)
+	b = binary.AppendUvarint(b, uint64(len(step)))
+	b = append(b, step...)
+	b = append(b, from[:]...)
+	b = binary.AppendUvarint(b, uint64(n))
+	return hashID(b)
+}
+
+// hashID makes a version 8 UUID of the first 128 bits of SHA-256 over b.
+func hashID(b []byte) EventID {
+	sum := sha256.Sum256(b)
+	var id EventID
+	copy(id[:], sum[:16])
+	id[6] = id[6]&0x0f | 0x80 // version 8
+	id[8] = id[8]&0x3f | 0x80 // the RFC 9562 variant
+	return id
 }
 
 // ParseEventID parses the canonical 36-character form of a UUID

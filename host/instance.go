@@ -383,14 +383,19 @@ func (inst *instance) eventErrors(r *abi.Result, n int) *engine.EventErrors {
 // decodeRecords appends the records of a map or finish result to out as
 // events. For a map (in not nil) each record's index names its input
 // event, whose time fills a zero time and whose metadata map is shared
-// when the record's is the same; outputs of failed events are dropped. For
-// a finish, a zero time is the window end (defaultTime).
+// when the record's is the same, and whose ID derives the output's when the
+// module names none (engine.DerivedEventID); outputs of failed events are
+// dropped. For a finish, a zero time is the window end (defaultTime), and
+// a zero ID stays zero: the engine's aggregation gives the result its
+// deterministic ID.
 func (inst *instance) decodeRecords(r *abi.Result, in, out []engine.Event, skipFailed bool, defaultTime int64, export string, batch uint64) ([]engine.Event, error) {
 	p := inst.p
 	// One allocation holds the data of every output event of the batch.
 	arena := make([]byte, 0, len(r.Body))
 	recs := r.Records()
 	prev := 0
+	// The outputs of the current input event so far (map), for the IDs.
+	nth, first := 0, len(out)
 	for i := 0; ; i++ {
 		v, ok, err := recs.Next()
 		if err != nil {
@@ -406,6 +411,9 @@ func (inst *instance) decodeRecords(r *abi.Result, in, out []engine.Event, skipF
 				return out, p.callError(export, batch, -1, fmt.Errorf("%w: output record %d names input event %d (inputs: %d, previous: %d; indices must not decrease)",
 					ErrBadResult, i, o, len(in), prev))
 			}
+			if o != prev || i == 0 {
+				nth, first = 0, len(out)
+			}
 			prev = o
 			if skipFailed && inst.failed[o] {
 				continue
@@ -420,6 +428,16 @@ func (inst *instance) decodeRecords(r *abi.Result, in, out []engine.Event, skipF
 			}
 			return out, p.callError(export, batch, event, fmt.Errorf("%w: output record %d: %v", ErrBadResult, i, err))
 		}
+		if origin != nil {
+			// A zero ID, or one that an earlier output of the same input
+			// took (a module that copies the input's ID into each of its
+			// outputs), is derived from the input's: the same on a replay,
+			// and never the same for two outputs.
+			if ev.ID.IsZero() || slices.ContainsFunc(out[first:], func(e engine.Event) bool { return e.ID == ev.ID }) {
+				ev.ID = engine.DerivedEventID(p.name, origin.ID, nth)
+			}
+			nth++
+		}
 		out = append(out, ev)
 	}
 }
@@ -428,10 +446,7 @@ func (inst *instance) decodeRecords(r *abi.Result, in, out []engine.Event, skipF
 // out of the module's memory.
 func (inst *instance) event(v *abi.View, origin *engine.Event, defaultTime int64, arena *[]byte) (engine.Event, error) {
 	var ev engine.Event
-	ev.ID = engine.EventID(v.ID)
-	if ev.ID.IsZero() {
-		ev.ID = engine.NewEventID()
-	}
+	ev.ID = engine.EventID(v.ID) // a zero ID: see decodeRecords, and engine.Aggregator's Finish
 	ev.Time = v.Time
 	if ev.Time == 0 {
 		ev.Time = defaultTime
