@@ -30,6 +30,12 @@ type DurableConfig struct {
 	// it fails cleanly. 0 (the default): half the space free on Dir's file
 	// system at start; negative: the server's own limit.
 	MaxStore int64
+	// SyncAlways makes the embedded store fsync every write before it is
+	// acknowledged: an operating system crash or power loss then loses
+	// nothing acknowledged either. Without it the store syncs every two
+	// minutes, and only a crash of the process itself is covered. It costs
+	// about 90% of publish throughput.
+	SyncAlways bool
 	// Replicas is the number of servers storing each message of a channel
 	// whose [ChannelConfig.Replicas] is 0; 0: 1. More than 1 needs a
 	// cluster.
@@ -91,7 +97,7 @@ func openDurable(ctx context.Context, cfg DurableConfig) (*durable, error) {
 	if cfg.Replicas > 1 {
 		return nil, fmt.Errorf("durable store[%s]: %d replicas need a cluster (URLs); the embedded server stores 1", cfg.Dir, cfg.Replicas)
 	}
-	srv, err := jetstream.Start(ctx, jetstream.Options{StoreDir: cfg.Dir, Listen: cfg.Listen, MaxStore: cfg.MaxStore, Logger: cfg.Logger})
+	srv, err := jetstream.Start(ctx, jetstream.Options{StoreDir: cfg.Dir, Listen: cfg.Listen, MaxStore: cfg.MaxStore, SyncAlways: cfg.SyncAlways, Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("durable store: %w", err)
 	}

@@ -69,7 +69,7 @@ func openEngine(ctx context.Context, m *manifest.Manifest, log *slog.Logger, dry
 	// run's business.
 	dc := &engine.DurableConfig{Dir: m.DataPath(), Logger: slog.New(minLevel{Handler: log.Handler(), min: slog.LevelWarn})}
 	if n := m.NATS; n != nil {
-		dc.URLs, dc.Listen, dc.MaxStore, dc.Replicas = n.URLs, n.Listen, n.MaxStore.Bytes(), n.Replicas
+		dc.URLs, dc.Listen, dc.MaxStore, dc.SyncAlways, dc.Replicas = n.URLs, n.Listen, n.MaxStore.Bytes(), n.SyncAlways, n.Replicas
 	}
 	eng, err := engine.Open(ctx, engine.Config{Durable: dc})
 	if err != nil {

@@ -106,7 +106,7 @@ func TestDurableErrors(t *testing.T) {
 
 		// The nats block.
 		{"nats not a mapping", natsBlock(`"nats://localhost:4222"`),
-			[]string{`6:7: nats: expected a mapping with the fields urls, listen, max_store, replicas, got a string`}},
+			[]string{`6:7: nats: expected a mapping with the fields urls, listen, max_store, sync_always, replicas, got a string`}},
 		{"nats url misspelt", natsBlock("{url: [nats://localhost:4222]}"),
 			[]string{`6:8: nats.url: unknown field "url" (did you mean "urls"?)`}},
 		{"urls a string", natsBlock("{urls: nats://localhost:4222}"),
@@ -141,6 +141,8 @@ func TestDurableErrors(t *testing.T) {
 			[]string{`6:16: nats.listen: port "70000" is not a number from 0 to 65535`}},
 		{"listen a number", natsBlock(`{listen: 4222}`),
 			[]string{`6:16: nats.listen: expected a string, got an integer (quote it: "4222")`}},
+		{"sync_always with urls", natsBlock(`{urls: ["nats://a:4222"], sync_always: true}`),
+			[]string{`6:46: nats.sync_always: sync_always applies to the embedded server (without urls)`}},
 		{"max_store zero", natsBlock(`{max_store: 0}`),
 			[]string{`6:19: nats.max_store: must be positive, such as 10GiB (leave it out for the host to decide)`}},
 		{"max_store not a size", natsBlock(`{max_store: huge}`),

@@ -325,7 +325,7 @@ func (v *validator) nats() {
 		seen[u] = i
 	}
 	if len(n.URLs) > 0 {
-		v.notFor(p, []string{"listen", "max_store"}, "applies to the embedded server (without urls); an external cluster is configured on its servers")
+		v.notFor(p, []string{"listen", "max_store", "sync_always"}, "applies to the embedded server (without urls); an external cluster is configured on its servers")
 	} else if v.d.has(p + ".listen") {
 		if msg := checkListenAddr(n.Listen); msg != "" {
 			v.errf(p+".listen", "%s", strings.Replace(msg, "127.0.0.1:9464 or :9464", "127.0.0.1:4222 or :4222", 1))
