@@ -415,3 +415,30 @@ func TestDeliveryOptions(t *testing.T) {
 		t.Errorf("channel config %+v, want %+v (max_events 0: no limit)", cfg, want)
 	}
 }
+
+// TestRunDurableExample runs examples/durable.yaml twice on one store: the
+// first run gives the quickstart's 30 totals through the persistent
+// channel; the second makes the same orders again, which the channel
+// stores once, so it gives none.
+func TestRunDurableExample(t *testing.T) {
+	t.Setenv("AEGIS_PLUGINS", ordersPlugins(t))
+	t.Setenv("DATA_DIR", t.TempDir())
+	code, quick, stderr := runCLI(t, "run", "-f", "../../examples/quickstart.yaml")
+	if code != exitOK {
+		t.Fatalf("quickstart: exit code %d; stderr:\n%s", code, stderr)
+	}
+	code, stdout, stderr := runCLI(t, "run", "-f", "../../examples/durable.yaml")
+	if code != exitOK {
+		t.Fatalf("first run: exit code %d; stderr:\n%s", code, stderr)
+	}
+	if got := lines(stdout); len(got) != 30 || stdout != quick {
+		t.Fatalf("first run: %d totals, want the quickstart's 30:\n%s\nquickstart:\n%s", len(got), stdout, quick)
+	}
+	code, stdout, stderr = runCLI(t, "run", "-f", "../../examples/durable.yaml")
+	if code != exitOK {
+		t.Fatalf("second run: exit code %d; stderr:\n%s", code, stderr)
+	}
+	if stdout != "" || !strings.Contains(stderr, "intake: in 10000") || !strings.Contains(stderr, "totals: in 0 ") {
+		t.Fatalf("second run: want the same 10,000 orders in and nothing new for totals; stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	}
+}
