@@ -410,30 +410,45 @@ func (d *durableSub) startDeadLetters() {
 	go func() {
 		defer close(d.dlDone)
 		for d.ctx.Err() == nil {
-			if err := d.moveDeadLetters(d.ctx, time.Second); err != nil && d.ctx.Err() == nil {
+			// A pass waits only briefly for dead letters (its wait does not
+			// end with the subscription, which stop waits for), then
+			// the mover sleeps, unless the pass was full.
+			n, err := d.moveDeadLetters(d.ctx, deadLetterWait)
+			if err != nil && d.ctx.Err() == nil {
 				d.log.Warn("dead letters", "channel", d.s.ch.name, "subscription", d.s.id, "dead_letter", o.DeadLetter, "error", err)
-				select {
-				case <-d.ctx.Done():
-				case <-time.After(time.Second):
-				}
+			}
+			if err == nil && n == deadLetterBatch {
+				continue
+			}
+			select {
+			case <-d.ctx.Done():
+			case <-time.After(deadLetterEvery):
 			}
 		}
 	}()
 }
 
+// The dead-letter mover's passes: at most deadLetterBatch dead letters
+// each, waiting up to deadLetterWait for them, every deadLetterEvery.
+const (
+	deadLetterBatch = 100
+	deadLetterWait  = 100 * time.Millisecond
+	deadLetterEvery = time.Second
+)
+
 // moveDeadLetters makes one pass over the dead letters: those whose move
 // failed before, then those waiting in the store (waiting up to wait for
-// them). It publishes each to the dead-letter channel with why, and only
+// them, at most deadLetterBatch; it returns how many it took from there). It publishes each to the dead-letter channel with why, and only
 // then acknowledges it: a crash in between publishes one again, which the
 // dead-letter channel drops as a duplicate when it is persistent (the
 // event keeps its ID). It returns the first error, and keeps the dead
 // letters not moved for the next pass.
-func (d *durableSub) moveDeadLetters(ctx context.Context, wait time.Duration) error {
+func (d *durableSub) moveDeadLetters(ctx context.Context, wait time.Duration) (int, error) {
 	d.dlMu.Lock()
 	defer d.dlMu.Unlock()
 	dls := d.dlRetry
 	d.dlRetry = nil
-	fresh, err := d.cons.DeadLetters(ctx, 100, wait)
+	fresh, err := d.cons.DeadLetters(ctx, deadLetterBatch, wait)
 	for _, f := range fresh {
 		// One whose move failed comes back from the store after a while:
 		// keep one of each.
@@ -444,10 +459,10 @@ func (d *durableSub) moveDeadLetters(ctx context.Context, wait time.Duration) er
 	for i, dl := range dls {
 		if merr := d.moveDeadLetter(ctx, dl); merr != nil {
 			d.dlRetry = dls[i:]
-			return errors.Join(merr, err)
+			return len(fresh), errors.Join(merr, err)
 		}
 	}
-	return err
+	return len(fresh), err
 }
 
 // moveDeadLetter publishes one dead letter to the dead-letter channel and
@@ -503,7 +518,7 @@ func (d *durableSub) caughtUp(ctx context.Context) (bool, error) {
 	}
 	// The server drops an event given up on from the ack pending before
 	// its record reaches the store of dead letters: the pass waits for it.
-	if err := d.moveDeadLetters(ctx, caughtUpDeadLetterWait); err != nil {
+	if _, err := d.moveDeadLetters(ctx, caughtUpDeadLetterWait); err != nil {
 		return false, d.s.wrap(fmt.Errorf("dead letters: %w", err))
 	}
 	d.dlMu.Lock()

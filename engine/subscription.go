@@ -216,7 +216,9 @@ func (s *Subscription) recv(ctx context.Context, dst []Event) (int, error) {
 
 func (s *Subscription) taken(n int) {
 	s.received.Add(uint64(n))
-	if s.opts.AckMode == AckAuto {
+	// A pipeline's source on a persistent channel counts its
+	// acknowledgements when the pipeline is done with the events.
+	if s.opts.AckMode == AckAuto && (s.d == nil || !s.d.source) {
 		s.acked.Add(uint64(n))
 	}
 	s.ch.delivered.Add(uint64(n))
