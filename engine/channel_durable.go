@@ -686,6 +686,18 @@ func (c *channelSourceDurable) Read(ctx context.Context, dst []Event, max int) (
 		}
 		return dst, err
 	}
+	// Undecodable messages are dealt with once the lock is released: a
+	// publish to the dead-letter channel may wait, and Ack must not.
+	type bad struct {
+		m   *jetstream.Delivery
+		err error
+	}
+	var bads []bad
+	defer func() {
+		for _, b := range bads {
+			c.s.d.undecodable(b.m, b.err)
+		}
+	}()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.heldSeq == nil {
@@ -706,7 +718,7 @@ func (c *channelSourceDurable) Read(ctx context.Context, dst []Event, max int) (
 		if err != nil {
 			// It will never decode: a pipeline stopped by it would be
 			// stopped again by each delivery, forever.
-			c.s.d.undecodable(m, err)
+			bads = append(bads, bad{m, err})
 			continue
 		}
 		dst = append(dst, ev)
