@@ -401,9 +401,11 @@ func (d *durableSub) lag() uint64 {
 // startDeadLetters starts moving the events that exhausted MaxDeliver to
 // the dead-letter channel, in the background, for as long as the
 // subscription lasts.
+// A pipeline's source without a dead-letter channel logs them instead, so
+// that an event given up on does not go unnoticed.
 func (d *durableSub) startDeadLetters() {
 	o := d.s.opts
-	if o.DeadLetter == "" || o.MaxDeliver == 0 {
+	if o.MaxDeliver == 0 || o.DeadLetter == "" && !d.source {
 		return
 	}
 	d.dlDone = make(chan struct{})
@@ -488,6 +490,10 @@ func (d *durableSub) moveDeadLetter(ctx context.Context, dl *jetstream.DeadLette
 		ev.Metadata[MetaErrorChannel] = d.s.ch.name
 		ev.Metadata[MetaErrorSeq] = strconv.FormatUint(dl.Seq, 10)
 		ev.Metadata[MetaErrorDeliveries] = strconv.Itoa(dl.Deliveries)
+	}
+	if o.DeadLetter == "" {
+		log.Warn("event given up on; it stays in the channel (no dead-letter channel)", "event", ev.ID, "reason", dl.Reason)
+		return dl.Ack(ctx)
 	}
 	if err := d.s.ch.eng.Publish(ctx, o.DeadLetter, ev); err != nil {
 		return fmt.Errorf("seq[%d]: publish to dead-letter channel[%s]: %w", dl.Seq, o.DeadLetter, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -23,9 +24,15 @@ import (
 // port (for raw publishes), with persistent channels in and dlq.
 func dlEngine(t *testing.T, dir string) *engine.Engine {
 	t.Helper()
+	return dlEngineLog(t, dir, nil)
+}
+
+// dlEngineLog is dlEngine with a logger.
+func dlEngineLog(t *testing.T, dir string, log *slog.Logger) *engine.Engine {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	e, err := engine.Open(ctx, engine.Config{Durable: &engine.DurableConfig{Dir: dir, Listen: "127.0.0.1:0"}})
+	e, err := engine.Open(ctx, engine.Config{Durable: &engine.DurableConfig{Dir: dir, Listen: "127.0.0.1:0", Logger: log}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,12 +197,44 @@ func dlSubInfo(t *testing.T, e *engine.Engine, durable string) engine.Subscripti
 // TestDurableSourceDeadLetter: an event that a pipeline fails on, run
 // after run, is delivered max deliver times and then lands in the
 // dead-letter channel with why, while the events after it are processed,
-// and the source reports having caught up only once it is moved.
+// and the source reports having caught up only once it is moved. Without
+// a dead-letter channel it is logged and left behind.
 func TestDurableSourceDeadLetter(t *testing.T) {
+	for _, withDLQ := range []bool{true, false} {
+		name := "without dead letter"
+		if withDLQ {
+			name = "with dead letter"
+		}
+		t.Run(name, func(t *testing.T) { testDurableSourceDeadLetter(t, withDLQ) })
+	}
+}
+
+// syncBuffer is a buffer for a logger, safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func testDurableSourceDeadLetter(t *testing.T, withDLQ bool) {
 	dir := t.TempDir()
-	e := dlEngine(t, dir)
-	opts := engine.SubscribeOptions{Subscriber: "pipeline:p", Start: engine.StartAll(), AckWait: time.Second, MaxDeliver: 3,
-		DeadLetter: "dlq", BufferSize: 4}
+	var logs syncBuffer
+	e := dlEngineLog(t, dir, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	opts := engine.SubscribeOptions{Subscriber: "pipeline:p", Start: engine.StartAll(), AckWait: time.Second, MaxDeliver: 3, BufferSize: 4}
+	if withDLQ {
+		opts.DeadLetter = "dlq"
+	}
 	poison := dlEvent("test.poison", 0)
 	var later []engine.Event
 	for i := range 30 {
@@ -230,17 +269,31 @@ func TestDurableSourceDeadLetter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dead := dlRecv(t, e, 1)
-	if len(dead) != 1 {
-		t.Fatalf("%d dead letters, want 1: %v", len(dead), dead)
+	if !withDLQ {
+		if dead := dlRecv(t, e, 0); len(dead) != 0 {
+			t.Fatalf("dead letters without a dead-letter channel: %v", dead)
+		}
+		want := "event given up on; it stays in the channel (no dead-letter channel)"
+		if l := logs.String(); !strings.Contains(l, want) || !strings.Contains(l, "seq=1") || !strings.Contains(l, "event="+poison.ID.String()) {
+			t.Errorf("the log lacks %q for seq 1:\n%s", want, l)
+		}
+	} else {
+		dead := dlRecv(t, e, 1)
+		if len(dead) != 1 {
+			t.Fatalf("%d dead letters, want 1: %v", len(dead), dead)
+		}
+		d := dead[0]
+		if d.ID != poison.ID || d.Type != "test.poison" || !strings.Contains(d.Metadata[engine.MetaError], "max deliveries (3)") ||
+			d.Metadata[engine.MetaErrorChannel] != "in" || d.Metadata[engine.MetaErrorSeq] != "1" || d.Metadata[engine.MetaErrorDeliveries] != "3" {
+			t.Fatalf("dead letter %+v", d)
+		}
 	}
-	d := dead[0]
-	if d.ID != poison.ID || d.Type != "test.poison" || !strings.Contains(d.Metadata[engine.MetaError], "max deliveries (3)") ||
-		d.Metadata[engine.MetaErrorChannel] != "in" || d.Metadata[engine.MetaErrorSeq] != "1" || d.Metadata[engine.MetaErrorDeliveries] != "3" {
-		t.Fatalf("dead letter %+v", d)
+	wantDead := uint64(0)
+	if withDLQ {
+		wantDead = 1
 	}
-	if in := dlSubInfo(t, e, "pipeline:p"); in.DeadLettered != 1 || in.AckPending != 0 || in.Pending != 0 || in.Acknowledged != in.Received {
-		t.Errorf("subscription info %+v, want 1 dead-lettered and nothing pending", in)
+	if in := dlSubInfo(t, e, "pipeline:p"); in.DeadLettered != wantDead || in.AckPending != 0 || in.Pending != 0 || in.Acknowledged != in.Received {
+		t.Errorf("subscription info %+v, want %d dead-lettered and nothing pending", in, wantDead)
 	}
 	src.Close()
 	for _, ev := range later {

@@ -381,7 +381,9 @@ func (e *Engine) ChannelSource(channel, subscriber string) (Source, error) {
 // events delivered MaxDeliver times without the pipeline being done with
 // them (a pipeline that failed on them, or a process that crashed, run
 // after run), and the messages that are not events; see
-// [SubscribeOptions.DeadLetter]. A message that is not an event never
+// [SubscribeOptions.DeadLetter]. Without DeadLetter, an event given up on
+// after MaxDeliver is logged at warn (with its channel and sequence
+// number) and left in the channel. A message that is not an event never
 // stops the pipeline: it is terminated, dead-lettered or logged, and
 // counted ([SubscriptionInfo].Undecodable). MaxDeliver counts deliveries
 // to the source, and the events fetched ahead (BufferSize) of a pipeline
