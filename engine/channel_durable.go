@@ -415,7 +415,8 @@ func (d *durableSub) startDeadLetters() {
 			// A pass waits only briefly for dead letters (its wait does not
 			// end with the subscription, which stop waits for), then
 			// the mover sleeps, unless the pass was full.
-			n, err := d.moveDeadLetters(d.ctx, deadLetterWait)
+			n, ferr, merr := d.moveDeadLetters(d.ctx, deadLetterWait)
+			err := errors.Join(merr, ferr)
 			if err != nil && d.ctx.Err() == nil {
 				d.log.Warn("dead letters", "channel", d.s.ch.name, "subscription", d.s.id, "dead_letter", o.DeadLetter, "error", err)
 			}
@@ -440,12 +441,13 @@ const (
 
 // moveDeadLetters makes one pass over the dead letters: those whose move
 // failed before, then those waiting in the store (waiting up to wait for
-// them, at most deadLetterBatch; it returns how many it took from there). It publishes each to the dead-letter channel with why, and only
-// then acknowledges it: a crash in between publishes one again, which the
-// dead-letter channel drops as a duplicate when it is persistent (the
-// event keeps its ID). It returns the first error, and keeps the dead
-// letters not moved for the next pass.
-func (d *durableSub) moveDeadLetters(ctx context.Context, wait time.Duration) (int, error) {
+// them, at most deadLetterBatch). It publishes each to the dead-letter
+// channel with why, and only then acknowledges it: a crash in between
+// publishes one again, which the dead-letter channel drops as a duplicate
+// when it is persistent (the event keeps its ID). It returns how many it
+// took from the store, the error getting them, and the first error moving
+// one; the dead letters not moved are kept for the next pass.
+func (d *durableSub) moveDeadLetters(ctx context.Context, wait time.Duration) (n int, fetchErr, moveErr error) {
 	d.dlMu.Lock()
 	defer d.dlMu.Unlock()
 	dls := d.dlRetry
@@ -461,10 +463,10 @@ func (d *durableSub) moveDeadLetters(ctx context.Context, wait time.Duration) (i
 	for i, dl := range dls {
 		if merr := d.moveDeadLetter(ctx, dl); merr != nil {
 			d.dlRetry = dls[i:]
-			return len(fresh), errors.Join(merr, err)
+			return len(fresh), err, merr
 		}
 	}
-	return len(fresh), err
+	return len(fresh), err, nil
 }
 
 // moveDeadLetter publishes one dead letter to the dead-letter channel and
@@ -510,30 +512,38 @@ func (d *durableSub) moveDeadLetter(ctx context.Context, dl *jetstream.DeadLette
 // delivered and awaiting an acknowledgement, and (with a dead-letter
 // channel) no dead letter left to move: it makes a pass over the dead
 // letters, which waits a moment for the record of an event given up on
-// just before, and checks the consumer again after it.
+// just before, and checks the consumer again after it. A store that does
+// not answer means not caught up (yet); a dead letter that cannot be
+// moved is an error.
 func (d *durableSub) caughtUp(ctx context.Context) (bool, error) {
-	idle := func() (bool, error) {
+	idle := func() bool {
 		ci, err := d.cons.Info(ctx)
 		if err != nil {
-			return false, d.s.wrap(err)
+			d.log.Debug("caught up: consumer info", "channel", d.s.ch.name, "subscription", d.s.id, "error", err)
+			return false
 		}
-		return ci.Pending == 0 && ci.AckPending == 0, nil
+		return ci.Pending == 0 && ci.AckPending == 0
 	}
-	if ok, err := idle(); !ok || err != nil || d.dlDone == nil {
-		return ok, err
+	if !idle() {
+		return false, nil
+	}
+	if d.dlDone == nil {
+		return true, nil
 	}
 	// The server drops an event given up on from the ack pending before
 	// its record reaches the store of dead letters: the pass waits for it.
-	if _, err := d.moveDeadLetters(ctx, caughtUpDeadLetterWait); err != nil {
-		return false, d.s.wrap(fmt.Errorf("dead letters: %w", err))
+	_, ferr, merr := d.moveDeadLetters(ctx, caughtUpDeadLetterWait)
+	if merr != nil {
+		return false, d.s.wrap(fmt.Errorf("dead letters: %w", merr))
+	}
+	if ferr != nil {
+		d.log.Debug("caught up: dead letters", "channel", d.s.ch.name, "subscription", d.s.id, "error", ferr)
+		return false, nil
 	}
 	d.dlMu.Lock()
 	left := len(d.dlRetry)
 	d.dlMu.Unlock()
-	if left > 0 {
-		return false, nil
-	}
-	return idle()
+	return left == 0 && idle(), nil
 }
 
 // caughtUpDeadLetterWait is how long [durableSub.caughtUp] waits for dead

@@ -484,3 +484,46 @@ func TestDurableSourceUndecodable(t *testing.T) {
 		})
 	}
 }
+
+// TestDurableSourceDeadLetterFails: a dead letter that cannot be moved
+// (its channel was deleted) is an error of CaughtUp, not a source caught
+// up: a run waiting for it ends rather than wait for ever, or leave it
+// behind unsaid.
+func TestDurableSourceDeadLetterFails(t *testing.T) {
+	e := dlEngine(t, t.TempDir())
+	if err := e.CreateChannel("gone", engine.ChannelConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	x := dlEvent("test.n", 0)
+	dlPublish(t, e, x)
+	src, err := e.ChannelSourceWith("in", engine.SubscribeOptions{Subscriber: "pipeline:p", Start: engine.StartAll(), AckWait: 200 * time.Millisecond,
+		MaxDeliver: 1, DeadLetter: "gone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	// Read and never done with: its one delivery runs out.
+	if got, err := src.Read(ctx, nil, 10); err != nil || len(got) != 1 || got[0].ID != x.ID {
+		t.Fatalf("read %v, %v", got, err)
+	}
+	if err := e.DeleteChannel("gone"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ok, err := src.(engine.CaughtUpSource).CaughtUp(ctx)
+		if err != nil {
+			if !errors.Is(err, engine.ErrChannelNotFound) || !strings.Contains(err.Error(), "dead letters") {
+				t.Fatalf("err %v, want one moving the dead letter to the deleted channel", err)
+			}
+			return
+		}
+		if ok {
+			t.Fatal("caught up with a dead letter not moved")
+		}
+		if ctx.Err() != nil {
+			t.Fatal("no error within 10s")
+		}
+	}
+}

@@ -440,8 +440,9 @@ type CaughtUpSource interface {
 	// nothing left: no event undelivered, none delivered and awaiting an
 	// acknowledgement, and, with a dead-letter channel, no event that
 	// exhausted its deliveries still to be moved there. It makes a pass
-	// over the dead letters to know, which takes a moment; an error moving
-	// one is returned (the dead letter is kept for a later pass, or run).
+	// over the dead letters to know, which takes a moment. A store that
+	// does not answer means not caught up (yet); an error moving a dead
+	// letter is returned (it is kept for a later pass, or run).
 	// An event given up on leaves the ack pending only once its last ack
 	// wait has passed, so a source ends up caught up after that at most.
 	CaughtUp(ctx context.Context) (bool, error)

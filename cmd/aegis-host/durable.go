@@ -29,8 +29,8 @@ import (
 // A pipeline that reads a persistent channel does so through a durable
 // subscription named after it ("pipeline:NAME"), which remembers across
 // runs what the pipeline is done with; its delivery block gives the mode,
-// ack wait, max deliver, backoff, dead letter and start. When does such a pipeline
-// end? A persistent channel is not deleted when its writers end (that
+// ack wait, max deliver, backoff, dead letter and start. When does such a
+// pipeline end? A persistent channel is not deleted when its writers end (that
 // would delete its events), so the in-memory rule (the channel ends with
 // its last writer) does not apply. The rule is that of a batch run: the
 // pipeline ends once no pipeline of this run writes to the channel any
@@ -40,7 +40,8 @@ import (
 // earlier run had read: those come again after their ack wait, so the run
 // waits for them), and no event that exhausted max_deliver still to be
 // moved to its dead letter (the server gives up on one once its last ack
-// wait has passed, and the run waits for that and for the move). So `aegis-host run` with generator -> persistent channel
+// wait has passed, and the run waits for that and for the move). So
+// `aegis-host run` with generator -> persistent channel
 // -> pipeline ends once the pipeline has processed what the generator
 // published, and a manifest that only reads a channel processes its
 // backlog and ends. A stopped run (a signal, a failed pipeline) stops
