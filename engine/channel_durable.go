@@ -2,14 +2,17 @@ package engine
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aegis-streaming/aegis/engine/internal/jetstream"
@@ -25,6 +28,17 @@ const (
 	// MetaErrorDeliveries is how often it was delivered.
 	MetaErrorDeliveries = "aegis.error.deliveries"
 )
+
+// UndecodableType is the type of the event that stands for a message of a
+// persistent channel that is not an event (its body does not decode, or
+// decodes to an invalid event), sent to the dead-letter channel in its
+// place. Its ID is the message's ID when that is an event ID, else one
+// derived from the channel, the sequence number and the time the channel
+// stored it (the same on every delivery); its source is the channel; its
+// time when the channel stored it; its data the body, as bytes; and its
+// metadata [MetaError] (why it did not decode), [MetaErrorChannel],
+// [MetaErrorSeq] and [MetaErrorDeliveries].
+const UndecodableType EventType = "aegis.undecodable"
 
 // publishDurable stores events in the channel's stream, in order, each
 // with its ID as the message ID (a publish of the same ID within the
@@ -90,6 +104,17 @@ type durableSub struct {
 	ctx    context.Context // ends when the subscription ends
 	cancel context.CancelFunc
 	dlDone chan struct{} // closed when the dead-letter mover ends; nil without one
+
+	// dlMu makes passes over the dead letters one at a time, so that a
+	// pass that finds none knows that none is being moved either.
+	dlMu sync.Mutex
+	// dlRetry are dead letters taken from the store whose move failed:
+	// the next pass tries them first (the store gives them back only
+	// after a minute).
+	dlRetry []*jetstream.DeadLetter
+
+	nDeadLettered atomic.Uint64 // events moved to the dead-letter channel
+	nUndecodable  atomic.Uint64 // messages that are not events, terminated
 
 	mu sync.Mutex // one Fetch at a time
 
@@ -191,13 +216,77 @@ func (d *durableSub) fetch(ctx context.Context, max int) ([]*jetstream.Delivery,
 	return ds, nil
 }
 
-// decode turns a delivery back into its event.
+// decodeDelivery turns a delivery back into its event. It fails for a
+// body that is not an event, and for an invalid event (written by
+// something else than the engine, which validates what it publishes): the
+// engine could not publish it on.
 func decodeDelivery(m *jetstream.Delivery) (Event, error) {
 	var ev Event
-	if err := json.Unmarshal(m.Data, &ev); err != nil {
+	err := json.Unmarshal(m.Data, &ev)
+	if err == nil {
+		err = ev.Validate()
+	}
+	if err != nil {
 		return ev, fmt.Errorf("seq[%d] msg[%s]: decode event: %w", m.Seq, m.ID, err)
 	}
 	return ev, nil
+}
+
+// undecodableEvent is the event of type [UndecodableType] that stands for
+// the message m of channel, which did not decode for why.
+func undecodableEvent(channel string, m *jetstream.Delivery, why error) Event {
+	ev := Event{Type: UndecodableType, Source: channel, Time: m.Time.UnixNano(), Data: BytesData(m.Data)}
+	if id, err := ParseEventID(m.ID); err == nil && !id.IsZero() {
+		ev.ID = id
+	} else {
+		// The same on every delivery, so that a persistent dead-letter
+		// channel stores it once; the time tells apart the messages of a
+		// channel deleted and made again.
+		h := sha256.Sum256(fmt.Appendf(nil, "aegis.undecodable\x00%s\x00%d\x00%d", channel, m.Seq, m.Time.UnixNano()))
+		copy(ev.ID[:], h[:16])
+		ev.ID[6] = ev.ID[6]&0x0f | 0x80 // UUID version 8: made up by the application
+		ev.ID[8] = ev.ID[8]&0x3f | 0x80 // RFC 9562 variant
+	}
+	if m.Time.IsZero() {
+		ev.Time = 0
+	}
+	ev.Metadata = map[string]string{
+		MetaError:           "undecodable event: " + why.Error(),
+		MetaErrorChannel:    channel,
+		MetaErrorSeq:        strconv.FormatUint(m.Seq, 10),
+		MetaErrorDeliveries: strconv.Itoa(m.Delivered),
+	}
+	return ev
+}
+
+// undecodable deals with a delivered message that is not an event (why):
+// it will never decode, so it is not delivered again (terminated, unless
+// the subscription does not acknowledge) and goes to the dead-letter
+// channel if there is one, else it is logged. When the dead-letter channel
+// refuses it, it is left to be delivered again after its ack wait.
+func (d *durableSub) undecodable(m *jetstream.Delivery, why error) {
+	o := d.s.opts
+	log := d.log.With("channel", d.s.ch.name, "subscription", d.s.id, "seq", m.Seq, "error", why)
+	if o.DeadLetter != "" {
+		ctx, cancel := context.WithTimeout(d.ctx, d.s.ch.eng.dur.cfg.Timeout)
+		err := d.s.ch.eng.Publish(ctx, o.DeadLetter, undecodableEvent(d.s.ch.name, m, why))
+		cancel()
+		if err != nil {
+			log.Warn("undecodable event: publish to the dead-letter channel failed; it comes again after its ack wait", "dead_letter", o.DeadLetter, "publish_error", err)
+			return
+		}
+	}
+	if o.AckMode != AckNone || d.source {
+		if err := m.Term("undecodable event: " + why.Error()); err != nil {
+			log.Warn("undecodable event: terminate", "term_error", err)
+		}
+	}
+	d.nUndecodable.Add(1)
+	if o.DeadLetter != "" {
+		log.Warn("undecodable event terminated and sent to the dead-letter channel", "dead_letter", o.DeadLetter)
+	} else {
+		log.Warn("undecodable event terminated")
+	}
 }
 
 // recv delivers events into dst, acknowledging them as the ack mode says.
@@ -215,11 +304,7 @@ func (d *durableSub) recv(ctx context.Context, dst []Event) (int, error) {
 		for _, m := range ds {
 			ev, err := decodeDelivery(m)
 			if err != nil {
-				// It will never decode: do not deliver it again.
-				d.log.Warn("undecodable event terminated", "channel", d.s.ch.name, "subscription", d.s.id, "error", err)
-				if o.AckMode != AckNone {
-					_ = m.Term("undecodable event: " + err.Error())
-				}
+				d.undecodable(m, err)
 				continue
 			}
 			if o.Filter != nil && !o.Filter.Match(&ev) {
@@ -298,6 +383,8 @@ func (d *durableSub) info(in *SubscriptionInfo) {
 	in.Pending = int(ci.Pending)
 	in.AckPending = ci.AckPending
 	in.Redelivered = ci.Redelivered
+	in.DeadLettered = d.nDeadLettered.Load()
+	in.Undecodable = d.nUndecodable.Load()
 }
 
 // lag is the events not yet finished: pending and awaiting an ack.
@@ -312,45 +399,91 @@ func (d *durableSub) lag() uint64 {
 }
 
 // startDeadLetters starts moving the events that exhausted MaxDeliver to
-// the dead-letter channel.
+// the dead-letter channel, in the background, for as long as the
+// subscription lasts.
+// A pipeline's source without a dead-letter channel logs them instead, so
+// that an event given up on does not go unnoticed.
 func (d *durableSub) startDeadLetters() {
 	o := d.s.opts
-	if o.DeadLetter == "" || o.MaxDeliver == 0 || d.source {
+	if o.MaxDeliver == 0 || o.DeadLetter == "" && !d.source {
 		return
 	}
 	d.dlDone = make(chan struct{})
 	go func() {
 		defer close(d.dlDone)
 		for d.ctx.Err() == nil {
-			if err := d.moveDeadLetters(); err != nil && d.ctx.Err() == nil {
+			// A pass waits only briefly for dead letters (its wait does not
+			// end with the subscription, which stop waits for), then
+			// the mover sleeps, unless the pass was full.
+			n, ferr, merr := d.moveDeadLetters(d.ctx, deadLetterWait)
+			err := errors.Join(merr, ferr)
+			if err != nil && d.ctx.Err() == nil {
 				d.log.Warn("dead letters", "channel", d.s.ch.name, "subscription", d.s.id, "dead_letter", o.DeadLetter, "error", err)
-				select {
-				case <-d.ctx.Done():
-				case <-time.After(time.Second):
-				}
+			}
+			if err == nil && n == deadLetterBatch {
+				continue
+			}
+			select {
+			case <-d.ctx.Done():
+			case <-time.After(deadLetterEvery):
 			}
 		}
 	}()
 }
 
-// moveDeadLetters publishes the dead letters waiting (at most a second for
-// the first) to the dead-letter channel with why, and only then
-// acknowledges them: a crash in between publishes one again, which the
-// dead-letter channel drops as a duplicate when it is persistent.
-func (d *durableSub) moveDeadLetters() error {
-	dls, err := d.cons.DeadLetters(d.ctx, 100, time.Second)
-	if err != nil {
-		return err
-	}
-	for _, dl := range dls {
-		ev, err := decodeDelivery(&jetstream.Delivery{ID: dl.Msg.ID, Data: dl.Msg.Data, Seq: dl.Seq})
-		if dl.Missing || err != nil {
-			d.log.Warn("dead letter lost", "channel", d.s.ch.name, "seq", dl.Seq, "reason", dl.Reason, "error", err)
-			if err := dl.Ack(d.ctx); err != nil {
-				return err
-			}
-			continue
+// The dead-letter mover's passes: at most deadLetterBatch dead letters
+// each, waiting up to deadLetterWait for them, every deadLetterEvery.
+const (
+	deadLetterBatch = 100
+	deadLetterWait  = 100 * time.Millisecond
+	deadLetterEvery = time.Second
+)
+
+// moveDeadLetters makes one pass over the dead letters: those whose move
+// failed before, then those waiting in the store (waiting up to wait for
+// them, at most deadLetterBatch). It publishes each to the dead-letter
+// channel with why, and only then acknowledges it: a crash in between
+// publishes one again, which the dead-letter channel drops as a duplicate
+// when it is persistent (the event keeps its ID). It returns how many it
+// took from the store, the error getting them, and the first error moving
+// one; the dead letters not moved are kept for the next pass.
+func (d *durableSub) moveDeadLetters(ctx context.Context, wait time.Duration) (n int, fetchErr, moveErr error) {
+	d.dlMu.Lock()
+	defer d.dlMu.Unlock()
+	dls := d.dlRetry
+	d.dlRetry = nil
+	fresh, err := d.cons.DeadLetters(ctx, deadLetterBatch, wait)
+	for _, f := range fresh {
+		// One whose move failed comes back from the store after a while:
+		// keep one of each.
+		if !slices.ContainsFunc(dls, func(r *jetstream.DeadLetter) bool { return r.Seq == f.Seq }) {
+			dls = append(dls, f)
 		}
+	}
+	for i, dl := range dls {
+		if merr := d.moveDeadLetter(ctx, dl); merr != nil {
+			d.dlRetry = dls[i:]
+			return len(fresh), err, merr
+		}
+	}
+	return len(fresh), err, nil
+}
+
+// moveDeadLetter publishes one dead letter to the dead-letter channel and
+// acknowledges it.
+func (d *durableSub) moveDeadLetter(ctx context.Context, dl *jetstream.DeadLetter) error {
+	o := d.s.opts
+	log := d.log.With("channel", d.s.ch.name, "subscription", d.s.id, "seq", dl.Seq, "deliveries", dl.Deliveries, "dead_letter", o.DeadLetter)
+	if dl.Missing {
+		log.Warn("dead letter lost: the channel no longer holds it", "reason", dl.Reason)
+		return dl.Ack(ctx)
+	}
+	m := &jetstream.Delivery{ID: dl.Msg.ID, Data: dl.Msg.Data, Seq: dl.Seq, Delivered: dl.Deliveries, Time: dl.Msg.Time}
+	ev, err := decodeDelivery(m)
+	if err != nil {
+		ev = undecodableEvent(d.s.ch.name, m, err)
+		ev.Metadata[MetaError] = dl.Reason + "; " + ev.Metadata[MetaError]
+	} else {
 		ev.Metadata = maps.Clone(ev.Metadata)
 		if ev.Metadata == nil {
 			ev.Metadata = map[string]string{}
@@ -359,15 +492,63 @@ func (d *durableSub) moveDeadLetters() error {
 		ev.Metadata[MetaErrorChannel] = d.s.ch.name
 		ev.Metadata[MetaErrorSeq] = strconv.FormatUint(dl.Seq, 10)
 		ev.Metadata[MetaErrorDeliveries] = strconv.Itoa(dl.Deliveries)
-		if err := d.s.ch.eng.Publish(d.ctx, d.s.opts.DeadLetter, ev); err != nil {
-			return fmt.Errorf("seq[%d]: publish to dead-letter channel[%s]: %w", dl.Seq, d.s.opts.DeadLetter, err)
-		}
-		if err := dl.Ack(d.ctx); err != nil {
-			return err
-		}
 	}
+	if o.DeadLetter == "" {
+		log.Warn("event given up on; it stays in the channel (no dead-letter channel)", "event", ev.ID, "reason", dl.Reason)
+		return dl.Ack(ctx)
+	}
+	if err := d.s.ch.eng.Publish(ctx, o.DeadLetter, ev); err != nil {
+		return fmt.Errorf("seq[%d]: publish to dead-letter channel[%s]: %w", dl.Seq, o.DeadLetter, err)
+	}
+	if err := dl.Ack(ctx); err != nil {
+		return err
+	}
+	d.nDeadLettered.Add(1)
+	log.Warn("event sent to the dead-letter channel", "event", ev.ID, "reason", dl.Reason)
 	return nil
 }
+
+// caughtUp reports whether the consumer has nothing undelivered, nothing
+// delivered and awaiting an acknowledgement, and (with a dead-letter
+// channel) no dead letter left to move: it makes a pass over the dead
+// letters, which waits a moment for the record of an event given up on
+// just before, and checks the consumer again after it. A store that does
+// not answer means not caught up (yet); a dead letter that cannot be
+// moved is an error.
+func (d *durableSub) caughtUp(ctx context.Context) (bool, error) {
+	idle := func() bool {
+		ci, err := d.cons.Info(ctx)
+		if err != nil {
+			d.log.Debug("caught up: consumer info", "channel", d.s.ch.name, "subscription", d.s.id, "error", err)
+			return false
+		}
+		return ci.Pending == 0 && ci.AckPending == 0
+	}
+	if !idle() {
+		return false, nil
+	}
+	if d.dlDone == nil {
+		return true, nil
+	}
+	// The server drops an event given up on from the ack pending before
+	// its record reaches the store of dead letters: the pass waits for it.
+	_, ferr, merr := d.moveDeadLetters(ctx, caughtUpDeadLetterWait)
+	if merr != nil {
+		return false, d.s.wrap(fmt.Errorf("dead letters: %w", merr))
+	}
+	if ferr != nil {
+		d.log.Debug("caught up: dead letters", "channel", d.s.ch.name, "subscription", d.s.id, "error", ferr)
+		return false, nil
+	}
+	d.dlMu.Lock()
+	left := len(d.dlRetry)
+	d.dlMu.Unlock()
+	return left == 0 && idle(), nil
+}
+
+// caughtUpDeadLetterWait is how long [durableSub.caughtUp] waits for dead
+// letters to arrive.
+const caughtUpDeadLetterWait = 250 * time.Millisecond
 
 // DeliveryInfo describes an event delivered to an [AckManual] subscription
 // and not yet settled.
@@ -479,14 +660,39 @@ func (s *Subscription) Term(id EventID, reason string) error {
 // channelSourceDurable is a pipeline's source on a persistent channel: a
 // durable consumer whose events are acknowledged once the pipeline is done
 // with them.
+//
+// Acknowledgements go by position: Ack(n) acknowledges the first n events
+// that Read returned, each with its own delivery. Messages that Read does
+// not return are never in held: one that is not an event is terminated
+// (and dead-lettered) by Read itself; a delivery of an event that held has
+// already (given back after its ack wait while the pipeline is still at
+// it) is dropped, as acknowledging the held delivery settles the event for
+// the server, whichever delivery is newer; and a delivery of an event
+// acknowledged a moment ago (given back before the acknowledgement
+// arrived, and fetched ahead since) is acknowledged again and dropped.
+// An event the server
+// gave up on after MaxDeliver, which the dead-letter mover sends on, may
+// still be in held when its last delivery outlasted its ack wait: its
+// acknowledgement then comes too late and the server ignores it (it was
+// both processed and dead-lettered).
 type channelSourceDurable struct {
 	s       *Subscription
 	exactly bool
 
-	mu    sync.Mutex
-	held  []*jetstream.Delivery // returned by Read, not yet acknowledged, in order
-	acked uint64                // events acknowledged so far
+	mu      sync.Mutex
+	held    []*jetstream.Delivery // returned by Read, not yet acknowledged, in order
+	heldSeq map[uint64]struct{}   // the sequence numbers in held
+	acked   uint64                // events acknowledged so far
+	// recent are the sequence numbers of the last events acknowledged
+	// (recentQ in order, oldest first), whose redeliveries still in the
+	// buffer are stale.
+	recent  map[uint64]struct{}
+	recentQ []uint64
 }
+
+// recentAcks is how many acknowledged sequence numbers a source remembers:
+// more than the deliveries fetched ahead, which is where stale ones wait.
+const recentAcks = 4096
 
 func (c *channelSourceDurable) Read(ctx context.Context, dst []Event, max int) ([]Event, error) {
 	ds, err := c.s.d.fetch(ctx, max)
@@ -496,19 +702,52 @@ func (c *channelSourceDurable) Read(ctx context.Context, dst []Event, max int) (
 		}
 		return dst, err
 	}
+	// Undecodable messages are dealt with once the lock is released: a
+	// publish to the dead-letter channel may wait, and Ack must not.
+	type bad struct {
+		m   *jetstream.Delivery
+		err error
+	}
+	var bads []bad
+	defer func() {
+		for _, b := range bads {
+			c.s.d.undecodable(b.m, b.err)
+		}
+	}()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.heldSeq == nil {
+		c.heldSeq, c.recent = map[uint64]struct{}{}, map[uint64]struct{}{}
+	}
 	for _, m := range ds {
+		if _, dup := c.heldSeq[m.Seq]; dup {
+			c.s.d.log.Debug("redelivered while in the pipeline", "channel", c.s.ch.name, "subscription", c.s.id, "seq", m.Seq, "delivered", m.Delivered)
+			continue
+		}
+		if _, done := c.recent[m.Seq]; done {
+			if err := m.Ack(); err != nil {
+				c.s.d.log.Debug("ack again", "channel", c.s.ch.name, "subscription", c.s.id, "seq", m.Seq, "error", err)
+			}
+			continue
+		}
 		ev, err := decodeDelivery(m)
 		if err != nil {
-			// The rest of the batch is delivered again after its ack wait.
-			return dst, c.s.wrap(err)
+			// It will never decode: a pipeline stopped by it would be
+			// stopped again by each delivery, forever.
+			bads = append(bads, bad{m, err})
+			continue
 		}
 		dst = append(dst, ev)
 		c.held = append(c.held, m)
+		c.heldSeq[m.Seq] = struct{}{}
 		c.s.taken(1)
 	}
 	return dst, nil
+}
+
+// CaughtUp implements [CaughtUpSource].
+func (c *channelSourceDurable) CaughtUp(ctx context.Context) (bool, error) {
+	return c.s.d.caughtUp(ctx)
 }
 
 // Ack acknowledges the first n events read (over all Reads), each on its
@@ -539,6 +778,15 @@ func (c *channelSourceDurable) Ack(ctx context.Context, n uint64) error {
 	}
 	if err != nil {
 		return c.s.wrap(err)
+	}
+	for _, m := range c.held[:k] {
+		delete(c.heldSeq, m.Seq)
+		if len(c.recentQ) == recentAcks {
+			delete(c.recent, c.recentQ[0])
+			c.recentQ = c.recentQ[1:]
+		}
+		c.recent[m.Seq] = struct{}{}
+		c.recentQ = append(c.recentQ, m.Seq)
 	}
 	clear(c.held[:k])
 	c.held = c.held[k:]

@@ -377,7 +377,20 @@ func (e *Engine) ChannelSource(channel, subscriber string) (Source, error) {
 // and BufferSize (the events fetched ahead) apply; DeliveryMode
 // [ExactlyOnce] makes each acknowledgement wait for the server's
 // confirmation; AckMode must be [AckAuto] (the pipeline acknowledges).
-// Filter and DeadLetter are not supported for sources.
+// DeadLetter (with MaxDeliver) receives, while the source is open, the
+// events delivered MaxDeliver times without the pipeline being done with
+// them (a pipeline that failed on them, or a process that crashed, run
+// after run), and the messages that are not events; see
+// [SubscribeOptions.DeadLetter]. Without DeadLetter, an event given up on
+// after MaxDeliver is logged at warn (with its channel and sequence
+// number) and left in the channel. A message that is not an event never
+// stops the pipeline: it is terminated, dead-lettered or logged, and
+// counted ([SubscriptionInfo].Undecodable). MaxDeliver counts deliveries
+// to the source, and the events fetched ahead (BufferSize) of a pipeline
+// that stops or crashes are delivered again too: a pipeline that fails on
+// an event run after run uses up the deliveries of the events behind it as
+// well. Filter is not supported for sources. The source is a
+// [CaughtUpSource].
 func (e *Engine) ChannelSourceWith(channel string, opts SubscribeOptions) (Source, error) {
 	c, err := e.lookup(channel)
 	if err != nil {
@@ -398,8 +411,15 @@ func (e *Engine) ChannelSourceWith(channel string, opts SubscribeOptions) (Sourc
 		return nil, channelErr(channel, errors.New("source: a persistent channel's source needs a subscriber or durable name"))
 	case opts.AckMode != AckAuto:
 		return nil, channelErr(channel, fmt.Errorf("%w: source: ack mode %s (the pipeline acknowledges)", ErrUnsupported, opts.AckMode))
-	case opts.Filter != nil || opts.DeadLetter != "":
-		return nil, channelErr(channel, fmt.Errorf("%w: source: filter or dead-letter channel on a persistent channel's source", ErrUnsupported))
+	case opts.Filter != nil:
+		return nil, channelErr(channel, fmt.Errorf("%w: source: filter on a persistent channel's source", ErrUnsupported))
+	case opts.DeadLetter == channel:
+		return nil, channelErr(channel, errors.New("source: the dead-letter channel is the channel read"))
+	}
+	if opts.DeadLetter != "" {
+		if _, err := e.lookup(opts.DeadLetter); err != nil {
+			return nil, channelErr(channel, fmt.Errorf("source: dead-letter channel: %w", err))
+		}
 	}
 	if opts.DeliveryMode == AtMostOnce {
 		opts.DeliveryMode = AtLeastOnce
@@ -409,6 +429,23 @@ func (e *Engine) ChannelSourceWith(channel string, opts SubscribeOptions) (Sourc
 		return nil, err
 	}
 	return &channelSourceDurable{s: s, exactly: opts.DeliveryMode == ExactlyOnce}, nil
+}
+
+// CaughtUpSource is a source that can tell whether it has caught up with
+// what it reads: the source of a persistent channel
+// ([Engine.ChannelSourceWith]).
+type CaughtUpSource interface {
+	Source
+	// CaughtUp reports whether the source's durable subscription has
+	// nothing left: no event undelivered, none delivered and awaiting an
+	// acknowledgement, and, with a dead-letter channel, no event that
+	// exhausted its deliveries still to be moved there. It makes a pass
+	// over the dead letters to know, which takes a moment. A store that
+	// does not answer means not caught up (yet); an error moving a dead
+	// letter is returned (it is kept for a later pass, or run).
+	// An event given up on leaves the ack pending only once its last ack
+	// wait has passed, so a source ends up caught up after that at most.
+	CaughtUp(ctx context.Context) (bool, error)
 }
 
 type channelSource struct {

@@ -69,10 +69,16 @@ type SubscribeOptions struct {
 	// MaxDeliver values when MaxDeliver is set.
 	Backoff []time.Duration
 	// DeadLetter names a channel (in memory or persistent) that receives
-	// the events that exhausted MaxDeliver without an acknowledgement, each
-	// with its error in [MetaError] metadata (and the channel it came from
-	// in MetaDeadChannel). It needs MaxDeliver. Empty: such events are only
-	// left behind.
+	// the events that exhausted MaxDeliver without an acknowledgement,
+	// each with why in [MetaError] metadata, the channel it came from in
+	// [MetaErrorChannel], its sequence number there in [MetaErrorSeq] and
+	// its deliveries in [MetaErrorDeliveries]; an event keeps its ID, so a
+	// persistent dead-letter channel stores it once even if a crash makes
+	// it move again. A message of the channel that is not an event (it
+	// does not decode) is terminated at once, and goes there as an event
+	// of type [UndecodableType]. It needs MaxDeliver. Empty: events that
+	// exhaust MaxDeliver are left behind, and undecodable messages are
+	// logged and terminated.
 	DeadLetter string
 }
 
@@ -97,6 +103,12 @@ type SubscriptionInfo struct {
 	// AckPending is the events delivered and not yet acknowledged;
 	// Redelivered those of them delivered more than once.
 	AckPending, Redelivered int
+	// DeadLettered counts the events this subscription moved to its
+	// dead-letter channel after they exhausted MaxDeliver; Undecodable the
+	// messages that were not events (they did not decode), terminated and
+	// sent to the dead-letter channel when there is one. Both since the
+	// subscription started.
+	DeadLettered, Undecodable uint64
 	// Durable is the consumer's durable name ("" when it has none).
 	Durable string
 	// Err is why the persistent state could not be read ("" when it was).
@@ -166,6 +178,7 @@ func (s *Subscription) RecvBatch(ctx context.Context, dst EventBatch, max int) (
 func (s *Subscription) TryRecv() (ev Event, ok bool, err error) {
 	var one [1]Event
 	if s.d != nil {
+		//lint:ignore SA1012 a nil ctx is how durableSub.recv is told not to wait
 		n, err := s.d.recv(nil, one[:])
 		if err != nil || n == 0 {
 			return Event{}, false, err
@@ -204,7 +217,9 @@ func (s *Subscription) recv(ctx context.Context, dst []Event) (int, error) {
 
 func (s *Subscription) taken(n int) {
 	s.received.Add(uint64(n))
-	if s.opts.AckMode == AckAuto {
+	// A pipeline's source on a persistent channel counts its
+	// acknowledgements when the pipeline is done with the events.
+	if s.opts.AckMode == AckAuto && (s.d == nil || !s.d.source) {
 		s.acked.Add(uint64(n))
 	}
 	s.ch.delivered.Add(uint64(n))

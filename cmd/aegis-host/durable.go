@@ -29,16 +29,19 @@ import (
 // A pipeline that reads a persistent channel does so through a durable
 // subscription named after it ("pipeline:NAME"), which remembers across
 // runs what the pipeline is done with; its delivery block gives the mode,
-// ack wait, max deliver, backoff and start. When does such a pipeline
-// end? A persistent channel is not deleted when its writers end (that
+// ack wait, max deliver, backoff, dead letter and start. When does such a
+// pipeline end? A persistent channel is not deleted when its writers end (that
 // would delete its events), so the in-memory rule (the channel ends with
 // its last writer) does not apply. The rule is that of a batch run: the
 // pipeline ends once no pipeline of this run writes to the channel any
 // more (at once when none does) and it has caught up with the channel:
-// nothing left undelivered and nothing delivered awaiting an
+// nothing left undelivered, nothing delivered awaiting an
 // acknowledgement (its own last batch included, and events that a killed
 // earlier run had read: those come again after their ack wait, so the run
-// waits for them). So `aegis-host run` with generator -> persistent channel
+// waits for them), and no event that exhausted max_deliver still to be
+// moved to its dead letter (the server gives up on one once its last ack
+// wait has passed, and the run waits for that and for the move). So
+// `aegis-host run` with generator -> persistent channel
 // -> pipeline ends once the pipeline has processed what the generator
 // published, and a manifest that only reads a channel processes its
 // backlog and ends. A stopped run (a signal, a failed pipeline) stops
@@ -221,7 +224,10 @@ func deliveryOptions(mp *manifest.Pipeline) (engine.SubscribeOptions, error) {
 			return o, fmt.Errorf("delivery: %w", err)
 		}
 		if o.DeliveryMode == engine.AtMostOnce {
-			return o, errors.New("delivery: mode at-most-once: a pipeline acknowledges what it is done with (at-least-once or exactly-once)")
+			// Acknowledging on read would lose, on a crash or a failed
+			// batch, what was read and not yet written: the loss that a
+			// persistent channel is there to prevent.
+			return o, errors.New("delivery: mode at-most-once: a pipeline reading a persistent channel acknowledges each event once it is written (at-least-once or exactly-once); at-most-once would acknowledge it on read and lose, on a crash, the batches in flight (read an in-memory channel for that)")
 		}
 	}
 	switch d.Start {
@@ -231,12 +237,7 @@ func deliveryOptions(mp *manifest.Pipeline) (engine.SubscribeOptions, error) {
 	default:
 		return o, fmt.Errorf("delivery: unknown start %q (all or new)", d.Start)
 	}
-	if d.DeadLetter != "" {
-		// The engine's pipeline sources do not move exhausted events to a
-		// dead-letter channel (only subscriptions do): refused rather than
-		// silently ignored.
-		return o, fmt.Errorf("delivery: dead_letter %q: not supported in this build for a pipeline reading a persistent channel (events that exhaust max_deliver stay in the channel); leave it out", d.DeadLetter)
-	}
+	o.DeadLetter = d.DeadLetter
 	o.AckWait = d.AckWait.D()
 	if d.MaxDeliver > 0 {
 		o.MaxDeliver = d.MaxDeliver // manifest.NoMaxDeliver (-1): 0, no limit
@@ -310,8 +311,11 @@ func (s *caughtUp) Read(ctx context.Context, dst []engine.Event, max int) ([]eng
 	case err != nil && !errors.Is(err, context.DeadlineExceeded):
 		return dst, err
 	}
-	done, err := s.done()
+	done, err := s.done(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return dst, ctx.Err()
+		}
 		return dst, err
 	}
 	if done {
@@ -320,23 +324,19 @@ func (s *caughtUp) Read(ctx context.Context, dst []engine.Event, max int) ([]eng
 	return dst, nil
 }
 
-// done reports whether the subscription has caught up with the channel.
-func (s *caughtUp) done() (bool, error) {
-	subs, err := s.eng.Subscriptions(s.channel)
-	if err != nil {
-		return false, err
+// done reports whether the subscription has caught up with the channel:
+// nothing undelivered, nothing awaiting an acknowledgement, and no event
+// that exhausted max_deliver still to be moved to the dead-letter channel.
+// Such an event leaves the acknowledgements awaited once its last ack
+// wait has passed, so a run waits that long at most for it, and then for
+// its move. An error moving it fails the pipeline (the dead letter is
+// moved by a later run) rather than wait for ever.
+func (s *caughtUp) done(ctx context.Context) (bool, error) {
+	cu, ok := s.Source.(engine.CaughtUpSource)
+	if !ok {
+		return false, fmt.Errorf("channel[%s]: the source of %s cannot tell whether it has caught up", s.channel, s.durable)
 	}
-	for _, in := range subs {
-		if in.Durable != s.durable {
-			continue
-		}
-		if in.Err != "" {
-			// The store did not answer: not caught up; ask again later.
-			return false, nil
-		}
-		return in.Pending == 0 && in.AckPending == 0, nil
-	}
-	return false, fmt.Errorf("channel[%s]: subscription %s not found", s.channel, s.durable)
+	return cu.CaughtUp(ctx)
 }
 
 // Ack passes the pipeline's acknowledgements on to the channel's source.

@@ -143,19 +143,17 @@ func TestRunPersistentChannelErrors(t *testing.T) {
 		want       []string // with the manifest's path when withFile
 		withFile   bool
 	}{
-		{"dead letter", `apiVersion: aegis/v1
+		{"dead letter a sink", `apiVersion: aegis/v1
 channels:
   x: {persistent: true}
-  dead: {}
 sinks:
   out: {type: drop}
 pipelines:
   - name: c
     from: x
-    delivery: {dead_letter: dead}
+    delivery: {dead_letter: out}
     to: [out]
-  - {name: d, from: dead, to: [out]}
-`, []string{"pipeline[c]: from x: delivery: dead_letter \"dead\": not supported"}, false},
+`, []string{`pipelines[0].delivery.dead_letter: "out" is a sink; this takes a channel`}, false},
 		{"store is a file", `apiVersion: aegis/v1
 data_dir: store
 channels:

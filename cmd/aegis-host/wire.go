@@ -59,6 +59,10 @@ type flow struct {
 	// the pipelines that write to it have (at once when none does); the
 	// others stop when the run is stopped.
 	drained *drained
+	// persistent is set when it reads a persistent channel: its source is
+	// closed when it ends, which stops moving its dead letters before the
+	// dead-letter channel counts it out of its writers.
+	persistent bool
 }
 
 // io of the process, for the stdin source and the stdout sinks.
@@ -219,6 +223,11 @@ func (d *deployment) build(ctx context.Context, mp *manifest.Pipeline, h *host.H
 	switch {
 	case persistent && !dry:
 		cfg.Source = &caughtUp{Source: f.src, eng: d.eng, channel: mp.From, durable: opts.Durable, written: d.written[mp.From]}
+		f.persistent = true
+		if opts.DeadLetter != "" {
+			// Written by the source's dead-letter mover.
+			f.writes = append(f.writes, opts.DeadLetter)
+		}
 	case fromChannel:
 		f.drained = &drained{Source: f.src}
 		cfg.Source = f.drained
@@ -643,10 +652,11 @@ func (d *deployment) run(stop context.Context) error {
 				errs[i] = err
 				cancel()
 			}
-			if f.drained != nil {
+			if f.drained != nil || f.persistent {
 				// Let go of the subscription (a failed pipeline leaves
 				// events in it): the pipelines that write to the channel
-				// must not wait for room that never comes.
+				// must not wait for room that never comes; and a
+				// persistent channel's source stops moving dead letters.
 				f.src.Close()
 			}
 			for _, c := range f.writes {

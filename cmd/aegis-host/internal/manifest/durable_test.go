@@ -164,7 +164,7 @@ func TestDurableErrors(t *testing.T) {
 		{"mode unknown", deliv("{persistent: true}", "{mode: exactly_once}", ""),
 			[]string{`10:22: pipelines[1].delivery.mode: unknown value "exactly_once": want at-least-once or exactly-once (did you mean "exactly-once"?)`}},
 		{"mode at-most-once", deliv("{persistent: true}", "{mode: at-most-once}", ""),
-			[]string{`10:22: pipelines[1].delivery.mode: unknown value "at-most-once": want at-least-once or exactly-once (did you mean "at-least-once"?)`}},
+			[]string{`10:22: pipelines[1].delivery.mode: at-most-once is not offered for a persistent channel's reader`}},
 		{"mode empty", deliv("{persistent: true}", `{mode: ""}`, ""),
 			[]string{`10:22: pipelines[1].delivery.mode: cannot be empty (leave it out for the default, at-least-once)`}},
 		{"start unknown", deliv("{persistent: true}", "{start: first}", ""),
@@ -200,16 +200,18 @@ func TestDurableErrors(t *testing.T) {
 		{"backoff negative", deliv("{persistent: true}", "{backoff: [-1s]}", ""),
 			[]string{`10:26: pipelines[1].delivery.backoff[0]: negative duration "-1s"`}},
 		{"dead_letter unknown", deliv("{persistent: true}", "{dead_letter: dlq}", ""),
-			[]string{`10:29: pipelines[1].delivery.dead_letter: no sink or channel named "dlq"`}},
-		{"dead_letter misspelt", deliv("{persistent: true}", "{dead_letter: voids}", ""),
-			[]string{`10:29: pipelines[1].delivery.dead_letter: no sink or channel named "voids" (did you mean "void"?)`}},
+			[]string{`10:29: pipelines[1].delivery.dead_letter: no channel named "dlq"`}},
+		{"dead_letter misspelt", deliv("{persistent: true}", "{dead_letter: yy}", ""),
+			[]string{`10:29: pipelines[1].delivery.dead_letter: no channel named "yy" (did you mean "y"?)`}},
 		{"dead_letter a source", deliv("{persistent: true}", "{dead_letter: gen2}", ""),
-			[]string{`10:29: pipelines[1].delivery.dead_letter: "gen2" is a source; this takes a sink or channel`}},
+			[]string{`10:29: pipelines[1].delivery.dead_letter: "gen2" is a source; this takes a channel`}},
+		{"dead_letter a sink", deliv("{persistent: true}", "{dead_letter: void}", ""),
+			[]string{`10:29: pipelines[1].delivery.dead_letter: "void" is a sink; this takes a channel`}},
 		{"dead_letter the channel read", deliv("{persistent: true}", "{dead_letter: x}", ""),
 			[]string{`10:29: pipelines[1].delivery.dead_letter: "x" is the channel this pipeline reads; events that keep failing must go elsewhere`}},
 		{"dead_letter empty", deliv("{persistent: true}", `{dead_letter: ""}`, ""),
-			[]string{`10:29: pipelines[1].delivery.dead_letter: required: the name of a sink or channel`}},
-		{"dead_letter without a limit", deliv("{persistent: true}", "{max_deliver: -1, dead_letter: void}", ""),
+			[]string{`10:29: pipelines[1].delivery.dead_letter: required: the name of a channel`}},
+		{"dead_letter without a limit", deliv("{persistent: true}", "{max_deliver: -1, dead_letter: y}", ""),
 			[]string{`10:46: pipelines[1].delivery.dead_letter: needs a max_deliver limit: events go to the dead letter after max_deliver deliveries, and -1 never gives up`}},
 		{"dead_letter makes a cycle", strings.Replace(head, "x: {}, y: {}", "x: {persistent: true}, y: {}", 1) + `pipelines:
   - {name: a, from: x, to: [out], delivery: {dead_letter: y}}
@@ -310,8 +312,8 @@ func TestDurableDefaults(t *testing.T) {
 			})},
 		{name: "delivery, once, to a dead letter", channel: "{persistent: true}", delivery: "{max_deliver: 1, ack_wait: 2m, dead_letter: y}",
 			wantX: durable, wantD: withD(func(d *manifest.Delivery) { d.MaxDeliver, d.AckWait, d.DeadLetter = 1, s(120), "y" })},
-		{name: "delivery, dead letter a sink", channel: "{persistent: true}", delivery: "{dead_letter: void, backoff: [1s]}",
-			wantX: durable, wantD: withD(func(d *manifest.Delivery) { d.AckWait, d.Backoff, d.DeadLetter = 0, []manifest.Duration{s(1)}, "void" })},
+		{name: "delivery, dead letter with backoff", channel: "{persistent: true}", delivery: "{dead_letter: y, backoff: [1s]}",
+			wantX: durable, wantD: withD(func(d *manifest.Delivery) { d.AckWait, d.Backoff, d.DeadLetter = 0, []manifest.Duration{s(1)}, "y" })},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			text := strings.Replace(head, "x: {}", "x: "+tc.channel, 1) + "pipelines:\n  - {name: w, from: gen, to: [x]}\n  - {name: q, from: gen2, to: [out]}\n  - name: r\n    from: x\n    to: [out]\n"
@@ -371,7 +373,7 @@ func TestSchemaDurable(t *testing.T) {
 		{"persistent channel", chans("{persistent: true, replicas: 1, discard: new, duplicate_window: 1m, retention: {max_events: 0, max_age: 1h, max_bytes: 1GiB}}"), true},
 		{"embedded server", natsBlock(`{listen: ":4222", max_store: 1GiB, replicas: 1}`), true},
 		{"cluster", natsBlock(`{urls: ["nats://a:4222", "TLS://b:4222/"], replicas: 5}`), true},
-		{"delivery", deliv("{persistent: true}", "{mode: exactly-once, max_deliver: 3, backoff: [1s, 1m], dead_letter: void, start: new}", ""), true},
+		{"delivery", deliv("{persistent: true}", "{mode: exactly-once, max_deliver: 3, backoff: [1s, 1m], dead_letter: y, start: new}", ""), true},
 		{"delivery, no limit", deliv("{persistent: true}", "{max_deliver: -1, ack_wait: 1m}", ""), true},
 
 		{"replicas in memory", chans("{replicas: 1}"), false},
@@ -405,7 +407,7 @@ func TestSchemaDurable(t *testing.T) {
 		{"backoff empty", deliv("{persistent: true}", "{backoff: []}", ""), false},
 		{"backoff without unit", deliv("{persistent: true}", "{backoff: [1]}", ""), false},
 		{"ack_wait and backoff", deliv("{persistent: true}", "{ack_wait: 10s, backoff: [1s]}", ""), false},
-		{"dead_letter without a limit", deliv("{persistent: true}", "{max_deliver: -1, dead_letter: void}", ""), false},
+		{"dead_letter without a limit", deliv("{persistent: true}", "{max_deliver: -1, dead_letter: y}", ""), false},
 		{"dead_letter empty", deliv("{persistent: true}", `{dead_letter: ""}`, ""), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -323,12 +323,13 @@ data_dir: .
 channels:
   events: {persistent: true, retention: {max_bytes: 1GiB}}
   more: {persistent: true, discard: new, retention: {max_events: 10, max_age: 1s}}
+  dead: {persistent: true}
 sources: {gen: {type: generator}}
 sinks: {out: {type: stdout}}
 pipelines:
   - {name: in, from: gen, to: [events]}
   - {name: drain, from: events, to: [more]}
-  - {name: last, from: more, to: [out], delivery: {max_deliver: 1, dead_letter: out}}
+  - {name: last, from: more, to: [out], delivery: {max_deliver: 1, dead_letter: dead}}
 nats: {listen: "127.0.0.1:0", max_store: 10GiB}
 `,
 	"fan out and in": `apiVersion: aegis/v1

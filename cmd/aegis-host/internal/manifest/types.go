@@ -317,9 +317,11 @@ type Delivery struct {
 	// deliveries), such as [1s, 10s, 1m]: redeliveries that back off. At
 	// most MaxDeliver values. Optional.
 	Backoff []Duration `yaml:"backoff,omitempty" json:"backoff,omitempty"`
-	// DeadLetter names the channel or sink that events exhausting
-	// MaxDeliver go to, with the reason (not the channel the pipeline
-	// reads). Needs a MaxDeliver limit.
+	// DeadLetter names the channel (not the one the pipeline reads) that
+	// events exhausting MaxDeliver go to, with the reason, and messages of
+	// the channel read that are not events (as aegis.undecodable events
+	// holding their bytes). A channel, not a sink: a pipeline may read it
+	// into one. Needs a MaxDeliver limit.
 	DeadLetter string `yaml:"dead_letter,omitempty" json:"dead_letter,omitempty"`
 	// Start is where the durable subscription begins the first time the
 	// pipeline runs: all (the default, [DefaultStart]) from the channel's

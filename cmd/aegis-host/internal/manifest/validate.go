@@ -705,7 +705,11 @@ func (v *validator) delivery(i int, p string, pl *Pipeline) {
 		return // null: the defaults
 	}
 	has := func(k string) bool { return v.d.has(dp + "." + k) }
-	v.oneOf(dp+".mode", d.Mode, deliveryModes)
+	if d.Mode == "at-most-once" {
+		v.errf(dp+".mode", "at-most-once is not offered for a persistent channel's reader: it acknowledges each event once written (at-least-once or exactly-once), and acknowledging on read would lose, on a crash, what was read and not written; read an in-memory channel for at-most-once")
+	} else {
+		v.oneOf(dp+".mode", d.Mode, deliveryModes)
+	}
 	v.oneOf(dp+".start", d.Start, starts)
 	for _, k := range []string{"mode", "start"} {
 		if has(k) && (k == "mode" && d.Mode == "" || k == "start" && d.Start == "") {
@@ -755,7 +759,12 @@ func (v *validator) delivery(i int, p string, pl *Pipeline) {
 		case d.DeadLetter == pl.From:
 			v.errf(dp+".dead_letter", "%q is the channel this pipeline reads; events that keep failing must go elsewhere", d.DeadLetter)
 		default:
-			v.output(i, dp+".dead_letter", d.DeadLetter)
+			// A channel: the subscription moves what it gives up on there,
+			// also while the pipeline is not running (a pipeline can read
+			// it into a sink).
+			if _, ok := v.ref(dp+".dead_letter", d.DeadLetter, isChannel); ok {
+				v.writes[i] = append(v.writes[i], write{d.DeadLetter, dp + ".dead_letter"})
+			}
 		}
 		if maxDeliver == NoMaxDeliver {
 			v.errf(dp+".dead_letter", "needs a max_deliver limit: events go to the dead letter after max_deliver deliveries, and -1 never gives up")
