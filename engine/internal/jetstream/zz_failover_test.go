@@ -9,7 +9,24 @@ import (
 	"time"
 
 	"github.com/aegis-streaming/aegis/engine/internal/jetstream"
+	"github.com/aegis-streaming/aegis/internal/jstest"
 )
+
+// restart starts a killed node again and waits until the cluster is
+// healthy, every node current: a node that rejoins catches up for a while,
+// and until it has, the streams and consumers created meanwhile may stall
+// (an R3 stream creation timing out, a new consumer's first pull lost).
+func restart(t *testing.T, n *jstest.Node) {
+	t.Helper()
+	if err := cluster.Restart(n); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := cluster.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // This file sorts last on purpose: go test runs files in name order, and a
 // killed and restarted node keeps the cluster busy for some seconds after
@@ -25,7 +42,7 @@ func TestClusterLeaderKill(t *testing.T) {
 	ctx := ctxT(t, 40*time.Second)
 	const total = 600
 	acked := map[string]uint64{}
-	var killed *testNode
+	var killed *jstest.Node
 	retries := 0
 	for i := range total {
 		if i == total/3 {
@@ -33,14 +50,10 @@ func TestClusterLeaderKill(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			killed = cluster.node(in.Leader)
+			killed = cluster.Node(in.Leader)
 			t.Logf("killing stream leader %s at event %d", in.Leader, i)
-			cluster.kill(killed)
-			t.Cleanup(func() {
-				if killed.cmd == nil {
-					_ = cluster.start(killed)
-				}
-			})
+			cluster.Kill(killed)
+			t.Cleanup(func() { restart(t, killed) })
 		}
 		id := fmt.Sprintf("ev-%04d", i)
 		for {
@@ -60,21 +73,16 @@ func TestClusterLeaderKill(t *testing.T) {
 	}
 	t.Logf("%d retries", retries)
 	// Bring the node back; later tests need three peers for R3 streams.
-	if err := cluster.start(killed); err != nil {
-		t.Fatal(err)
-	}
+	restart(t, killed)
 	for {
 		in, err := st.Info(ctx)
 		if err == nil && in.Replicas == 2 {
 			break
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("node %s did not rejoin: %v", killed.name, err)
+			t.Fatalf("node %s did not rejoin: %v", killed.Name, err)
 		}
 		time.Sleep(100 * time.Millisecond)
-	}
-	if err := cluster.waitHealthy(ctx); err != nil {
-		t.Fatal(err)
 	}
 	// Read everything back.
 	var c *jetstream.Consumer
@@ -109,7 +117,7 @@ func TestClusterLeaderKill(t *testing.T) {
 // TestConnectUnreachable: no server reachable fails clearly within the
 // context's deadline, naming the URLs.
 func TestConnectUnreachable(t *testing.T) {
-	ports, err := freePorts(2)
+	ports, err := jstest.FreePorts(2)
 	if err != nil {
 		t.Fatal(err)
 	}
