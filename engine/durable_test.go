@@ -754,6 +754,14 @@ func TestDurablePipelineKilledAndRestarted(t *testing.T) {
 		if d, _ := (&crashSink{seen: seen}).count(); d == 0 || d >= n {
 			t.Fatalf("first run processed %d events", d)
 		}
+		// Under load an ack wait may pass before the pipeline is done with
+		// a batch, which then comes again within the run: count the
+		// duplicates the output channel dropped in either run.
+		st, err := e.ChannelStats(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dups := st.Duplicates
 		if err := e.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -761,14 +769,15 @@ func TestDurablePipelineKilledAndRestarted(t *testing.T) {
 		e = ds.open(t)
 		create(e)
 		run(e, 0, func(s *crashSink) bool { d, _ := s.count(); return d == n })
-		var twice int
+		var twice, again int // events processed more than once; the extra times
 		for _, ev := range evs {
-			switch seen[ev.ID] {
+			switch k := seen[ev.ID]; k {
 			case 0:
 				t.Fatalf("event %s lost", ev.ID)
 			case 1:
 			default:
 				twice++
+				again += k - 1
 			}
 		}
 		// The batch written and not acknowledged comes again (at most 100
@@ -785,12 +794,12 @@ func TestDurablePipelineKilledAndRestarted(t *testing.T) {
 		}
 		// Exactly once in the persistent output: the replayed batch carried
 		// the same event IDs and was not stored again.
-		st, err := e.ChannelStats(out)
+		st, err = e.ChannelStats(out)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.Retained != n || st.Duplicates != uint64(twice) {
-			t.Errorf("output channel holds %d events with %d duplicates dropped, want %d and %d", st.Retained, st.Duplicates, n, twice)
+		if dups += st.Duplicates; st.Retained != n || dups != uint64(again) {
+			t.Errorf("output channel holds %d events with %d duplicates dropped, want %d and %d", st.Retained, dups, n, again)
 		}
 		t.Logf("every one of %d events processed, %d of them twice (the unacknowledged batch: %d); the output channel holds each once", n, twice, len(failed))
 	})
