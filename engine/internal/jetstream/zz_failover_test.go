@@ -14,8 +14,7 @@ import (
 
 // restart starts a killed node again and waits until the cluster is
 // healthy, every node current: a node that rejoins catches up for a while,
-// and until it has, the streams and consumers created meanwhile may stall
-// (an R3 stream creation timing out, a new consumer's first pull lost).
+// and the tests after this one should start from a settled cluster.
 func restart(t *testing.T, n *jstest.Node) {
 	t.Helper()
 	if err := cluster.Restart(n); err != nil {
@@ -28,9 +27,8 @@ func restart(t *testing.T, n *jstest.Node) {
 	}
 }
 
-// This file sorts last on purpose: go test runs files in name order, and a
-// killed and restarted node keeps the cluster busy for some seconds after
-// it rejoins, which made timing-sensitive tests after it flaky.
+// This file sorts last (go test runs files in name order) so that, with
+// -count=1, the package's other tests run before any node is killed.
 
 // TestClusterLeaderKill crashes the stream leader (SIGKILL) while events are
 // published: every acknowledged event is in the stream exactly once, with
