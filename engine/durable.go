@@ -40,8 +40,9 @@ type DurableConfig struct {
 	// whose [ChannelConfig.Replicas] is 0; 0: 1. More than 1 needs a
 	// cluster.
 	Replicas int
-	// Timeout bounds the store operations of calls that take no context
-	// (CreateChannel, DeleteChannel, Close, stats); 0: 10 s.
+	// Timeout bounds [Open]'s wait for a cluster (URLs) to answer, and the
+	// store operations of calls that take no context (CreateChannel,
+	// DeleteChannel, Close, stats); 0: 10 s.
 	Timeout time.Duration
 	// Logger receives the server's and the connection's log lines; nil
 	// discards them.
@@ -57,10 +58,11 @@ type durable struct {
 
 // Open returns an engine with no channels, like [New], and when
 // cfg.Durable is set starts the embedded JetStream server (or connects to
-// cfg.Durable.URLs), waiting until ctx is done for it to be ready. It fails
-// naming the store when that does not work (an unusable directory, no
-// reachable cluster) or when the embedded store lost data on start (a
-// stream that was on disk did not load), rather than running without it.
+// cfg.Durable.URLs), waiting until ctx is done (for a cluster, at most
+// cfg.Durable.Timeout) for it to be ready. It fails naming the store when
+// that does not work (an unusable directory, no reachable cluster) or when
+// the embedded store lost data on start (a stream that was on disk did not
+// load), rather than running without it.
 // [Engine.Close] stops the server or closes the connection.
 func Open(ctx context.Context, cfg Config) (*Engine, error) {
 	e := newEngine(cfg)
@@ -84,6 +86,10 @@ func openDurable(ctx context.Context, cfg DurableConfig) (*durable, error) {
 	}
 	d := &durable{cfg: cfg}
 	if len(cfg.URLs) > 0 {
+		// Bounded by Timeout as well: with a context that has no deadline
+		// an unreachable cluster would be waited for forever.
+		ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+		defer cancel()
 		conn, err := jetstream.Connect(ctx, cfg.URLs, jetstream.ConnectOptions{Logger: cfg.Logger, Replicas: cfg.Replicas})
 		if err != nil {
 			return nil, fmt.Errorf("durable store: %w", err)
@@ -254,9 +260,9 @@ func durableErr(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, jetstream.ErrStreamFull):
-		return fmt.Errorf("%w: %w", ErrChannelFull, err)
+		return fmt.Errorf("%w (raise its retention limits, shorten its max age, or let it discard old events): %w", ErrChannelFull, err)
 	case errors.Is(err, jetstream.ErrStoreFull):
-		return fmt.Errorf("%w: %w", ErrStoreFull, err)
+		return fmt.Errorf("%w (lower the retention of persistent channels, delete unused ones, or raise the store's limit, max store): %w", ErrStoreFull, err)
 	case errors.Is(err, jetstream.ErrEventNotFound):
 		return fmt.Errorf("%w: %w", ErrEventNotFound, err)
 	}

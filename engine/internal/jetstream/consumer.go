@@ -229,6 +229,10 @@ func (d *Delivery) Term(reason string) error {
 	return d.wrap("term", d.msg.TermWithReason(reason))
 }
 
+// pullHeartbeat is the interval of the server's idle heartbeats on a
+// pending pull; two missed ones make the client pull again.
+const pullHeartbeat = 500 * time.Millisecond
+
 // start begins the continuous pull that Fetch reads from.
 func (c *Consumer) start() error {
 	c.mu.Lock()
@@ -252,6 +256,13 @@ func (c *Consumer) start() error {
 		jetstream.PullMaxMessages(c.opts.Prefetch),
 		// Short pulls: a pull lost to a leader change is renewed quickly.
 		jetstream.PullExpiry(5*time.Second),
+		// A pull that reaches no server is not retried by the client: on
+		// a cluster, a consumer whose leader was just elected is unknown
+		// for a moment to the other servers, the pull comes back "no
+		// responders", and the consumer would stall until the client
+		// misses two heartbeats and pulls again. Frequent heartbeats make
+		// that about a second instead of the default's 5 s (at 5 s expiry).
+		jetstream.PullHeartbeat(pullHeartbeat),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			c.s.c.log.Debug("consume", "channel", c.s.channel, "consumer", c.name, "error", err)
 			select {

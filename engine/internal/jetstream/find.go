@@ -75,7 +75,9 @@ func (s *Stream) scan(ctx context.Context, id string, last uint64, cfg jetstream
 	if err != nil {
 		return 0, false, fmt.Errorf("scan: %w", apiError(err))
 	}
-	it, err := oc.Messages(jetstream.PullMaxMessages(1024))
+	// Short heartbeats, as in Consumer.Fetch: a pull lost for want of a
+	// responder is renewed within a second, not after the default 15 s.
+	it, err := oc.Messages(jetstream.PullMaxMessages(1024), jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(pullHeartbeat))
 	if err != nil {
 		return 0, false, fmt.Errorf("scan: %w", apiError(err))
 	}

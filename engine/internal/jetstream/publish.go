@@ -57,6 +57,17 @@ func (s *Stream) natsMsg(m Msg) (*nats.Msg, error) {
 	return nm, nil
 }
 
+// A publish that finds no stream listening ("no responders") is retried,
+// noResponderWait apart, for up to noResponderFor (ctx permitting) before
+// the stream is called missing: on a cluster that is normal for a moment
+// (a stream just created, or whose leader was just elected, is not yet
+// known to the server the connection is on), and for seconds while the
+// streams elect their leaders after the cluster restarts.
+const (
+	noResponderWait = 50 * time.Millisecond
+	noResponderFor  = 10 * time.Second
+)
+
 // Publish stores m and waits for the server's acknowledgement (or ctx). An
 // acknowledged message is stored (on a quorum of replicas for Replicas > 1).
 // Without one (the context's error, [ErrNotConnected]) it may or may not be
@@ -69,20 +80,47 @@ func (s *Stream) Publish(ctx context.Context, m Msg) (PubAck, error) {
 		return PubAck{}, fmt.Errorf("channel[%s] msg[%s]: %w", s.channel, m.ID, err)
 	}
 	var pa *jetstream.PubAck
+	giveUp := time.Now().Add(noResponderFor)
 	for {
 		pa, err = s.c.js.PublishMsg(ctx, nm, jetstream.WithRetryAttempts(0))
-		// A clustered stream refuses a duplicate while the first message
-		// with its ID is still being replicated; once that is done the
-		// retry is acknowledged as a duplicate.
-		if !isAPICode(err, codeDuplicateInProcess) || ctx.Err() != nil {
+		if err == nil || ctx.Err() != nil {
 			break
 		}
-		time.Sleep(5 * time.Millisecond)
+		wait := time.Duration(0)
+		switch {
+		case isAPICode(err, codeDuplicateInProcess):
+			// A clustered stream refuses a duplicate while the first
+			// message with its ID is still being replicated; once that is
+			// done the retry is acknowledged as a duplicate.
+			wait = 5 * time.Millisecond
+		case errors.Is(err, jetstream.ErrNoStreamResponse) && time.Now().Before(giveUp):
+			wait = noResponderWait
+		}
+		if wait == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+			continue
+		}
+		break
 	}
 	if err != nil {
-		return PubAck{}, fmt.Errorf("channel[%s] msg[%s]: publish: %w", s.channel, m.ID, apiError(err))
+		return PubAck{}, fmt.Errorf("channel[%s] msg[%s]: publish: %w", s.channel, m.ID, s.c.unreachable(apiError(err)))
 	}
 	return PubAck{Seq: pa.Sequence, Duplicate: pa.Duplicate}, nil
+}
+
+// unreachable adds [ErrNotConnected] to a context error while the
+// connection is down: a publish then waits for its context (the client
+// sends it once it reconnects), and "deadline exceeded" alone would not
+// say why.
+func (c *Conn) unreachable(err error) error {
+	if c.nc.IsConnected() || errors.Is(err, ErrNotConnected) || (!errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled)) {
+		return err
+	}
+	return fmt.Errorf("%w to any server (reconnecting): %w", ErrNotConnected, err)
 }
 
 // AckFuture is the pending result of [Stream.PublishAsync].
@@ -101,7 +139,7 @@ func (f *AckFuture) Wait(ctx context.Context) (PubAck, error) {
 	case err := <-f.paf.Err():
 		return PubAck{}, fmt.Errorf("channel[%s] msg[%s]: publish: %w", f.s.channel, f.id, apiError(err))
 	case <-ctx.Done():
-		return PubAck{}, fmt.Errorf("channel[%s] msg[%s]: publish: %w", f.s.channel, f.id, ctx.Err())
+		return PubAck{}, fmt.Errorf("channel[%s] msg[%s]: publish: %w", f.s.channel, f.id, f.s.c.unreachable(ctx.Err()))
 	}
 }
 
@@ -183,7 +221,8 @@ func (s *Stream) PublishBatch(ctx context.Context, msgs []Msg) (acks []PubAck, e
 			continue
 		}
 		a, err := f.Wait(ctx)
-		if isAPICode(err, codeDuplicateInProcess) {
+		if isAPICode(err, codeDuplicateInProcess) || errors.Is(err, jetstream.ErrNoStreamResponse) {
+			// Publish retries these.
 			a, err = s.Publish(ctx, msgs[i])
 		}
 		if err != nil {

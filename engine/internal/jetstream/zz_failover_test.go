@@ -9,11 +9,26 @@ import (
 	"time"
 
 	"github.com/aegis-streaming/aegis/engine/internal/jetstream"
+	"github.com/aegis-streaming/aegis/internal/jstest"
 )
 
-// This file sorts last on purpose: go test runs files in name order, and a
-// killed and restarted node keeps the cluster busy for some seconds after
-// it rejoins, which made timing-sensitive tests after it flaky.
+// restart starts a killed node again and waits until the cluster is
+// healthy, every node current: a node that rejoins catches up for a while,
+// and the tests after this one should start from a settled cluster.
+func restart(t *testing.T, n *jstest.Node) {
+	t.Helper()
+	if err := cluster.Restart(n); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := cluster.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// This file sorts last (go test runs files in name order) so that, with
+// -count=1, the package's other tests run before any node is killed.
 
 // TestClusterLeaderKill crashes the stream leader (SIGKILL) while events are
 // published: every acknowledged event is in the stream exactly once, with
@@ -25,7 +40,7 @@ func TestClusterLeaderKill(t *testing.T) {
 	ctx := ctxT(t, 40*time.Second)
 	const total = 600
 	acked := map[string]uint64{}
-	var killed *testNode
+	var killed *jstest.Node
 	retries := 0
 	for i := range total {
 		if i == total/3 {
@@ -33,14 +48,10 @@ func TestClusterLeaderKill(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			killed = cluster.node(in.Leader)
+			killed = cluster.Node(in.Leader)
 			t.Logf("killing stream leader %s at event %d", in.Leader, i)
-			cluster.kill(killed)
-			t.Cleanup(func() {
-				if killed.cmd == nil {
-					_ = cluster.start(killed)
-				}
-			})
+			cluster.Kill(killed)
+			t.Cleanup(func() { restart(t, killed) })
 		}
 		id := fmt.Sprintf("ev-%04d", i)
 		for {
@@ -60,21 +71,16 @@ func TestClusterLeaderKill(t *testing.T) {
 	}
 	t.Logf("%d retries", retries)
 	// Bring the node back; later tests need three peers for R3 streams.
-	if err := cluster.start(killed); err != nil {
-		t.Fatal(err)
-	}
+	restart(t, killed)
 	for {
 		in, err := st.Info(ctx)
 		if err == nil && in.Replicas == 2 {
 			break
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("node %s did not rejoin: %v", killed.name, err)
+			t.Fatalf("node %s did not rejoin: %v", killed.Name, err)
 		}
 		time.Sleep(100 * time.Millisecond)
-	}
-	if err := cluster.waitHealthy(ctx); err != nil {
-		t.Fatal(err)
 	}
 	// Read everything back.
 	var c *jetstream.Consumer
@@ -109,7 +115,7 @@ func TestClusterLeaderKill(t *testing.T) {
 // TestConnectUnreachable: no server reachable fails clearly within the
 // context's deadline, naming the URLs.
 func TestConnectUnreachable(t *testing.T) {
-	ports, err := freePorts(2)
+	ports, err := jstest.FreePorts(2)
 	if err != nil {
 		t.Fatal(err)
 	}
