@@ -311,7 +311,8 @@ func (e *Engine) Subscribe(channel string, opts SubscribeOptions) (*Subscription
 }
 
 // subscribe is Subscribe; with source, a persistent channel's consumer
-// belongs to a pipeline's source (no dead-letter mover; the source acks).
+// belongs to a pipeline's source, which acknowledges what the pipeline is
+// done with.
 func (e *Engine) subscribe(channel string, opts SubscribeOptions, source bool) (*Subscription, error) {
 	switch {
 	case opts.DeliveryMode > ExactlyOnce:

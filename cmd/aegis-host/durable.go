@@ -37,8 +37,9 @@ import (
 // more (at once when none does) and it has caught up with the channel:
 // nothing left undelivered, nothing delivered awaiting an
 // acknowledgement (its own last batch included, and events that a killed
-// earlier run had read: those come again after their ack wait, so the run
-// waits for them), and no event that exhausted max_deliver still to be
+// earlier run had read: those come again, at once when the embedded
+// server starts again with the run, after their ack wait on a cluster, and
+// the run waits for them), and no event that exhausted max_deliver still to be
 // moved to its dead letter (the server gives up on one once its last ack
 // wait has passed, and the run waits for that and for the move). So
 // `aegis-host run` with generator -> persistent channel
