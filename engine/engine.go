@@ -454,13 +454,18 @@ func (e *Engine) Subscribers() []SubscriberInfo {
 }
 
 // History returns retained events of a channel that match q, oldest first.
+// A persistent channel answers from its stream (see [MaxDurableHistory]).
 func (e *Engine) History(channel string, q HistoryQuery) ([]Event, error) {
 	c, err := e.lookup(channel)
 	if err != nil {
 		return nil, err
 	}
 	if c.st != nil {
-		return nil, channelErr(channel, fmt.Errorf("%w: History of a persistent channel; subscribe with a Start position to replay it", ErrUnsupported))
+		events, err := c.historyDurable(q)
+		if err != nil {
+			return nil, channelErr(channel, fmt.Errorf("history: %w", err))
+		}
+		return events, nil
 	}
 	events, err := c.hist.query(q, e.now().UnixNano())
 	if err != nil {

@@ -75,6 +75,7 @@ func (s *Stream) scan(ctx context.Context, id string, last uint64, cfg jetstream
 	if err != nil {
 		return 0, false, fmt.Errorf("scan: %w", apiError(err))
 	}
+	defer s.dropOrdered(ctx, oc)
 	it, err := oc.Messages(jetstream.PullMaxMessages(1024))
 	if err != nil {
 		return 0, false, fmt.Errorf("scan: %w", apiError(err))

@@ -1,0 +1,155 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ReadOptions says which of a stream's messages [Stream.Read] reads.
+type ReadOptions struct {
+	// Start is where reading begins: [StartAll] (the zero value),
+	// [StartAtSeq], [StartAtTime] or [StartAfterEvent]; [StartNew] reads
+	// nothing.
+	Start StartPosition
+	// Until is the sequence of the last message read; 0: the stream's last
+	// when Read begins, so messages published meanwhile are not read.
+	Until uint64
+}
+
+const (
+	// readBatch is how many messages a read asks the server for at a time.
+	readBatch = 1024
+	// readIdle is how long a read waits for a message before it asks the
+	// server whether any is left.
+	readIdle = 250 * time.Millisecond
+)
+
+// Read calls fn with the stream's messages from o.Start up to o.Until, in
+// stream order, until fn returns false or an error (which Read returns).
+// It holds one message at a time, so a read of any length needs no more
+// memory than fn keeps.
+//
+// It reads through a consumer of its own that acknowledges nothing and is
+// deleted when the read ends (or by the server soon after, should the
+// delete be lost). Messages the stream removes meanwhile (its limits) are
+// skipped. A start after the event ID fails with [ErrEventNotFound] when
+// the stream does not hold that event.
+func (s *Stream) Read(ctx context.Context, o ReadOptions, fn func(RawMsg) (bool, error)) error {
+	if err := s.read(ctx, o, fn); err != nil {
+		return fmt.Errorf("channel[%s] stream[%s]: read from %s: %w", s.channel, s.name, o.Start, err)
+	}
+	return nil
+}
+
+func (s *Stream) read(ctx context.Context, o ReadOptions, fn func(RawMsg) (bool, error)) error {
+	until := o.Until
+	if until == 0 {
+		in, err := s.st.Info(ctx)
+		if err != nil {
+			return apiError(err)
+		}
+		if in.State.Msgs == 0 && o.Start.kind != startAfterEvent {
+			return nil
+		}
+		until = in.State.LastSeq
+	}
+	cfg := jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		// A backstop for a delete that did not reach the server.
+		InactiveThreshold: 30 * time.Second,
+	}
+	switch o.Start.kind {
+	case startNew:
+		return nil
+	case startSeq:
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, max(o.Start.seq, 1)
+	case startTime:
+		t := o.Start.t
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &t
+	case startAfterEvent:
+		seq, err := s.findEvent(ctx, o.Start.id)
+		if err != nil {
+			return err
+		}
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, seq+1
+	}
+	if cfg.OptStartSeq > until {
+		return nil
+	}
+	oc, err := s.st.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("consumer: %w", apiError(err))
+	}
+	defer s.dropOrdered(ctx, oc)
+	batch := readBatch
+	if cfg.OptStartSeq > 0 {
+		batch = int(min(until-cfg.OptStartSeq+1, readBatch))
+	}
+	it, err := oc.Messages(jetstream.PullMaxMessages(max(batch, 1)))
+	if err != nil {
+		return fmt.Errorf("consumer: %w", apiError(err))
+	}
+	defer it.Stop()
+	var last uint64 // the sequence of the last message read
+	for {
+		nctx, cancel := context.WithTimeout(ctx, readIdle)
+		m, err := it.Next(jetstream.NextContext(nctx))
+		cancel()
+		if err != nil && nctx.Err() != nil && ctx.Err() == nil {
+			// Nothing came: either more is on its way, or nothing is left
+			// from the start on (what the window held was removed).
+			done, err := drained(ctx, oc, last)
+			if done || err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return apiError(err)
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return fmt.Errorf("message metadata: %w", err)
+		}
+		seq := md.Sequence.Stream
+		last = seq
+		if seq > until {
+			return nil
+		}
+		h := m.Headers()
+		more, err := fn(RawMsg{Seq: seq, Time: md.Timestamp, ID: h.Get(jetstream.MsgIDHeader), Data: m.Data(), Header: headerMap(h)})
+		if err != nil || !more || seq == until || md.NumPending == 0 {
+			return err
+		}
+	}
+}
+
+// drained reports whether the ordered consumer has delivered everything
+// from its start on, the last being at sequence last (0: none).
+func drained(ctx context.Context, oc jetstream.Consumer, last uint64) (bool, error) {
+	in, err := oc.Info(ctx)
+	if err != nil {
+		return false, fmt.Errorf("consumer info: %w", apiError(err))
+	}
+	// A consumer made anew (after a gap) has delivered nothing yet.
+	return in.NumPending == 0 && (in.Delivered.Consumer == 0 || in.Delivered.Stream <= last), nil
+}
+
+// dropOrdered deletes the ordered consumer's current server consumer now
+// rather than after its inactivity threshold: a read that ends leaves no
+// consumer behind to count in the stream's state.
+func (s *Stream) dropOrdered(ctx context.Context, oc jetstream.Consumer) {
+	in := oc.CachedInfo()
+	if in == nil {
+		return
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	if err := s.st.DeleteConsumer(dctx, in.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		s.c.log.Debug("delete read consumer", "channel", s.channel, "consumer", in.Name, "error", err)
+	}
+}
