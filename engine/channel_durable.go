@@ -288,27 +288,23 @@ func (d *durableSub) info(in *SubscriptionInfo) {
 		in.Durable = d.name
 	}
 	in.BufferSize = 0
-	ctx, cancel := d.s.ch.eng.dur.ctx()
-	defer cancel()
-	ci, err := d.cons.Info(ctx)
+	ci, err := d.state()
 	if err != nil {
 		in.Err = err.Error()
+		in.Pending, in.Lag = 0, 0
 		return
 	}
 	in.Pending = int(ci.Pending)
 	in.AckPending = ci.AckPending
 	in.Redelivered = ci.Redelivered
+	in.Lag = ci.Lag()
 }
 
-// lag is the events not yet finished: pending and awaiting an ack.
-func (d *durableSub) lag() uint64 {
+// state asks the server for the consumer's counts.
+func (d *durableSub) state() (jetstream.ConsumerInfo, error) {
 	ctx, cancel := d.s.ch.eng.dur.ctx()
 	defer cancel()
-	ci, err := d.cons.Info(ctx)
-	if err != nil {
-		return 0
-	}
-	return ci.Lag()
+	return d.cons.Info(ctx)
 }
 
 // startDeadLetters starts moving the events that exhausted MaxDeliver to
