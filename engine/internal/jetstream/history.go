@@ -77,12 +77,44 @@ func (s *Stream) read(ctx context.Context, o ReadOptions, fn func(RawMsg) (bool,
 		}
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, seq+1
 	}
-	if cfg.OptStartSeq > until {
-		return nil
+	return s.readRange(ctx, cfg, until, fn)
+}
+
+// readRange reads from cfg's start up to until through ordered consumers,
+// going on through a new one when a pull request was lost.
+func (s *Stream) readRange(ctx context.Context, cfg jetstream.OrderedConsumerConfig, until uint64, fn func(RawMsg) (bool, error)) error {
+	for {
+		if cfg.OptStartSeq > until {
+			return nil
+		}
+		last, err := s.readFrom(ctx, cfg, until, fn)
+		if !errors.Is(err, errPullLost) {
+			return err
+		}
+		// Read again from where it stopped, through a new consumer.
+		s.c.log.Debug("read: pull request lost, reading on", "channel", s.channel, "after", last)
+		if last > 0 {
+			cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = jetstream.DeliverByStartSequencePolicy, last+1, nil
+		}
 	}
+}
+
+// errPullLost: the server holds messages for a read's consumer, but has
+// no pull request from it to send them on.
+var errPullLost = errors.New("pull request lost")
+
+// readFrom reads through an ordered consumer made with cfg, up to until,
+// and returns the sequence of the last message read (0: none).
+//
+// A pull request sent while a clustered consumer is still getting its
+// leader can be lost, and then nothing comes (the client library does not
+// notice for long): when nothing came for readIdle, it asks the server,
+// and when the server has messages and no pull request, it fails with
+// errPullLost so that the read goes on through a new consumer.
+func (s *Stream) readFrom(ctx context.Context, cfg jetstream.OrderedConsumerConfig, until uint64, fn func(RawMsg) (bool, error)) (last uint64, err error) {
 	oc, err := s.st.OrderedConsumer(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("consumer: %w", apiError(err))
+		return 0, fmt.Errorf("consumer: %w", apiError(err))
 	}
 	defer s.dropOrdered(ctx, oc)
 	batch := readBatch
@@ -91,52 +123,48 @@ func (s *Stream) read(ctx context.Context, o ReadOptions, fn func(RawMsg) (bool,
 	}
 	it, err := oc.Messages(jetstream.PullMaxMessages(max(batch, 1)))
 	if err != nil {
-		return fmt.Errorf("consumer: %w", apiError(err))
+		return 0, fmt.Errorf("consumer: %w", apiError(err))
 	}
 	defer it.Stop()
-	var last uint64 // the sequence of the last message read
 	for {
 		nctx, cancel := context.WithTimeout(ctx, readIdle)
 		m, err := it.Next(jetstream.NextContext(nctx))
 		cancel()
 		if err != nil && nctx.Err() != nil && ctx.Err() == nil {
-			// Nothing came: either more is on its way, or nothing is left
-			// from the start on (what the window held was removed).
-			done, err := drained(ctx, oc, last)
-			if done || err != nil {
-				return err
+			// Nothing came: more is on its way, nothing is left from the
+			// start on (what the window held was removed), or the pull
+			// request was lost.
+			in, err := oc.Info(ctx)
+			if err != nil {
+				return last, fmt.Errorf("consumer info: %w", apiError(err))
+			}
+			// A consumer made anew (after a gap) has delivered nothing yet.
+			if in.NumPending == 0 && (in.Delivered.Consumer == 0 || in.Delivered.Stream <= last) {
+				return last, nil
+			}
+			if in.NumPending > 0 && in.NumWaiting == 0 {
+				return last, errPullLost
 			}
 			continue
 		}
 		if err != nil {
-			return apiError(err)
+			return last, apiError(err)
 		}
 		md, err := m.Metadata()
 		if err != nil {
-			return fmt.Errorf("message metadata: %w", err)
+			return last, fmt.Errorf("message metadata: %w", err)
 		}
 		seq := md.Sequence.Stream
-		last = seq
 		if seq > until {
-			return nil
+			return last, nil
 		}
+		last = seq
 		h := m.Headers()
 		more, err := fn(RawMsg{Seq: seq, Time: md.Timestamp, ID: h.Get(jetstream.MsgIDHeader), Data: m.Data(), Header: headerMap(h)})
 		if err != nil || !more || seq == until || md.NumPending == 0 {
-			return err
+			return last, err
 		}
 	}
-}
-
-// drained reports whether the ordered consumer has delivered everything
-// from its start on, the last being at sequence last (0: none).
-func drained(ctx context.Context, oc jetstream.Consumer, last uint64) (bool, error) {
-	in, err := oc.Info(ctx)
-	if err != nil {
-		return false, fmt.Errorf("consumer info: %w", apiError(err))
-	}
-	// A consumer made anew (after a gap) has delivered nothing yet.
-	return in.NumPending == 0 && (in.Delivered.Consumer == 0 || in.Delivered.Stream <= last), nil
 }
 
 // dropOrdered deletes the ordered consumer's current server consumer now
