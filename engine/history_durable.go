@@ -89,6 +89,7 @@ func (c *channel) historyDurable(q HistoryQuery) ([]Event, error) {
 	if hasAfter || q.Filter != nil {
 		w = max(w, historyWindow) // a selection may skip most of a window
 	}
+	w = min(w, historyMaxWindow)
 	for end := hi; ; {
 		start := lo
 		if end-lo+1 > w {
