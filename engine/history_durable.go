@@ -32,10 +32,11 @@ const (
 // event (in stream order), After and Filter select, Limit keeps the newest,
 // oldest first. It reads the stream as it was when the query began.
 //
-// Without a Limit it reads forward from the cut, a window at a time. With one it reads windows
-// of the stream from the newest backward, keeping only the selected
-// events, until it has Limit of them or reaches the cut: memory stays
-// bounded by the Limit and one window, however long the stream.
+// Without a Limit it reads forward from the cut, a window at a time. With
+// one it reads windows of the stream from the newest backward, keeping
+// only the selected events, until it has Limit of them or reaches the cut:
+// memory stays bounded by the Limit and one window, however long the
+// stream. Each read of a window has the store's timeout.
 func (c *channel) historyDurable(q HistoryQuery) ([]Event, error) {
 	d := c.eng.dur
 	ctx, cancel := d.ctx()
@@ -46,8 +47,8 @@ func (c *channel) historyDurable(q HistoryQuery) ([]Event, error) {
 	}
 	lo, hi := in.FirstSeq, in.LastSeq
 	if !q.AfterID.IsZero() {
-		// FindEvent scans from the event's time on: give it the time
-		// a read of that span takes, not a fixed one.
+		// A scan of the headers from the event's time on, within the
+		// store's timeout.
 		ctx, cancel := d.ctx()
 		seq, err := c.st.FindEvent(ctx, q.AfterID.String())
 		cancel()
