@@ -220,13 +220,14 @@ func (bb *durBench) consume(b *testing.B, n int, raw bool) time.Duration {
 		}
 	}
 	if raw {
-		return bb.consumeRaw(b, stream, extra)
+		return bb.consumeRaw(b, stream, n, extra)
 	}
 	src, err := bb.e.ChannelSource(name, "pipeline:bench")
 	if err != nil {
 		b.Fatal(err)
 	}
-	p, err := NewPipeline(PipelineConfig{Name: "bench", Source: src, Sinks: []Sink{durBenchSink{}}})
+	sink := &durBenchSink{}
+	p, err := NewPipeline(PipelineConfig{Name: "bench", Source: src, Sinks: []Sink{sink}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -234,6 +235,7 @@ func (bb *durBench) consume(b *testing.B, n int, raw bool) time.Duration {
 	ran := make(chan error, 1)
 	start := time.Now()
 	go func() { ran <- p.Run(runCtx) }()
+	durBenchWait(b, func() (bool, error) { return sink.got.Load() >= int64(n), nil })
 	durBenchWait(b, func() (bool, error) {
 		subs, err := bb.e.Subscriptions(name)
 		if err != nil || len(subs) != 1 {
@@ -251,7 +253,7 @@ func (bb *durBench) consume(b *testing.B, n int, raw bool) time.Duration {
 	return took
 }
 
-func (bb *durBench) consumeRaw(b *testing.B, stream string, extra int) time.Duration {
+func (bb *durBench) consumeRaw(b *testing.B, stream string, n, extra int) time.Duration {
 	ctx := context.Background()
 	st, err := bb.raw.Stream(ctx, stream)
 	if err != nil {
@@ -261,15 +263,18 @@ func (bb *durBench) consumeRaw(b *testing.B, stream string, extra int) time.Dura
 	if err != nil {
 		b.Fatal(err)
 	}
+	var got atomic.Int64
 	start := time.Now()
 	cc, err := cons.Consume(func(m njs.Msg) {
 		if err := m.Ack(); err != nil {
 			b.Error(err)
 		}
+		got.Add(1)
 	}, njs.PullMaxMessages(DefaultBufferSize))
 	if err != nil {
 		b.Fatal(err)
 	}
+	durBenchWait(b, func() (bool, error) { return got.Load() >= int64(n), nil })
 	durBenchWait(b, func() (bool, error) {
 		in, err := cons.Info(ctx)
 		if err != nil {
@@ -282,7 +287,9 @@ func (bb *durBench) consumeRaw(b *testing.B, stream string, extra int) time.Dura
 	return took
 }
 
-// durBenchWait polls cond until it holds.
+// durBenchWait polls cond until it holds. A consume waits first for its
+// reader to have seen n events (no request to the server), then for the
+// server to hold them as acknowledged.
 func durBenchWait(b *testing.B, cond func() (bool, error)) {
 	deadline := time.Now().Add(time.Minute)
 	for {
@@ -300,11 +307,15 @@ func durBenchWait(b *testing.B, cond func() (bool, error)) {
 	}
 }
 
-// durBenchSink drops events.
-type durBenchSink struct{}
+// durBenchSink counts events and drops them.
+type durBenchSink struct{ got atomic.Int64 }
 
-func (durBenchSink) Write(context.Context, []Event) error { return nil }
-func (durBenchSink) Close() error                         { return nil }
+func (s *durBenchSink) Write(_ context.Context, evs []Event) error {
+	s.got.Add(int64(len(evs)))
+	return nil
+}
+
+func (s *durBenchSink) Close() error { return nil }
 
 // latency measures publish-to-receive time with one event in flight: a
 // synchronous publish (stored before it returns), received by a
