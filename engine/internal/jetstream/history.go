@@ -30,12 +30,13 @@ const (
 
 // Read calls fn with the stream's messages from o.Start up to o.Until, in
 // stream order, until fn returns false or an error (which Read returns).
-// It holds one message at a time, so a read of any length needs no more
-// memory than fn keeps.
+// It buffers at most 1024 messages ahead of fn, so a read of any length
+// needs no more memory than that and what fn keeps.
 //
 // It reads through a consumer of its own that acknowledges nothing and is
 // deleted when the read ends (or by the server soon after, should the
-// delete be lost). Messages the stream removes meanwhile (its limits) are
+// delete be lost); on a cluster, a pull request that got lost while that
+// consumer was getting its leader makes the read go on through a new one. Messages the stream removes meanwhile (its limits) are
 // skipped. A start after the event ID fails with [ErrEventNotFound] when
 // the stream does not hold that event.
 func (s *Stream) Read(ctx context.Context, o ReadOptions, fn func(RawMsg) (bool, error)) error {
