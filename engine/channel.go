@@ -318,12 +318,17 @@ func (c *channel) stats() ChannelStats {
 	}
 	for _, s := range c.subscriptions() {
 		st.Subscribers++
-		lag := s.q.len()
+		lag := uint64(s.q.len())
 		if s.d != nil {
-			lag = int(s.d.lag())
+			// A consumer whose state cannot be read counts as no lag.
+			ci, _ := s.d.state()
+			lag = ci.Lag()
+			st.Pending += ci.Pending
+			st.AckPending += uint64(ci.AckPending)
+			st.Redelivered += uint64(ci.Redelivered)
 		}
-		st.Lag += uint64(lag)
-		st.MaxLag = max(st.MaxLag, uint64(lag))
+		st.Lag += lag
+		st.MaxLag = max(st.MaxLag, lag)
 	}
 	return st
 }

@@ -219,11 +219,16 @@ func (d *durableSub) fetch(ctx context.Context, max int) ([]*jetstream.Delivery,
 // decodeDelivery turns a delivery back into its event. It fails for a
 // body that is not an event, and for an invalid event (written by
 // something else than the engine, which validates what it publishes): the
-// engine could not publish it on.
+// engine could not publish it on. It checks the body and calls
+// Event.UnmarshalJSON itself: json.Unmarshal would check it too, but then
+// scan it once more to find the value's end before the same call, which
+// made decoding a third slower.
 func decodeDelivery(m *jetstream.Delivery) (Event, error) {
 	var ev Event
-	err := json.Unmarshal(m.Data, &ev)
-	if err == nil {
+	var err error
+	if !json.Valid(m.Data) {
+		err = errors.New("not a JSON document")
+	} else if err = ev.UnmarshalJSON(m.Data); err == nil {
 		err = ev.Validate()
 	}
 	if err != nil {
@@ -373,11 +378,10 @@ func (d *durableSub) info(in *SubscriptionInfo) {
 		in.Durable = d.name
 	}
 	in.BufferSize = 0
-	ctx, cancel := d.s.ch.eng.dur.ctx()
-	defer cancel()
-	ci, err := d.cons.Info(ctx)
+	ci, err := d.state()
 	if err != nil {
 		in.Err = err.Error()
+		in.Pending, in.Lag = 0, 0
 		return
 	}
 	in.Pending = int(ci.Pending)
@@ -385,17 +389,14 @@ func (d *durableSub) info(in *SubscriptionInfo) {
 	in.Redelivered = ci.Redelivered
 	in.DeadLettered = d.nDeadLettered.Load()
 	in.Undecodable = d.nUndecodable.Load()
+	in.Lag = ci.Lag()
 }
 
-// lag is the events not yet finished: pending and awaiting an ack.
-func (d *durableSub) lag() uint64 {
+// state asks the server for the consumer's counts.
+func (d *durableSub) state() (jetstream.ConsumerInfo, error) {
 	ctx, cancel := d.s.ch.eng.dur.ctx()
 	defer cancel()
-	ci, err := d.cons.Info(ctx)
-	if err != nil {
-		return 0
-	}
-	return ci.Lag()
+	return d.cons.Info(ctx)
 }
 
 // startDeadLetters starts moving the events that exhausted MaxDeliver to

@@ -455,13 +455,18 @@ func (e *Engine) Subscribers() []SubscriberInfo {
 }
 
 // History returns retained events of a channel that match q, oldest first.
+// A persistent channel answers from its stream (see [MaxDurableHistory]).
 func (e *Engine) History(channel string, q HistoryQuery) ([]Event, error) {
 	c, err := e.lookup(channel)
 	if err != nil {
 		return nil, err
 	}
 	if c.st != nil {
-		return nil, channelErr(channel, fmt.Errorf("%w: History of a persistent channel; subscribe with a Start position to replay it", ErrUnsupported))
+		events, err := c.historyDurable(q)
+		if err != nil {
+			return nil, channelErr(channel, fmt.Errorf("history: %w", err))
+		}
+		return events, nil
 	}
 	events, err := c.hist.query(q, e.now().UnixNano())
 	if err != nil {
@@ -478,9 +483,17 @@ type ChannelStats struct {
 	Dropped     uint64 // events lost to the slow-subscriber policy
 	Duplicates  uint64 // events a persistent channel already held (same ID within its duplicate window), not stored again
 	Subscribers int
-	Lag         uint64 // events waiting in all its subscriptions' buffers
-	MaxLag      uint64 // the most waiting in one subscription's buffer
-	Retained    int    // events in its history
+	// Lag is the events its subscriptions have not finished, summed
+	// ([SubscriptionInfo.Lag]): those waiting in their buffers (in
+	// memory), or Pending plus AckPending (persistent). MaxLag is the most
+	// of one subscription.
+	Lag, MaxLag uint64
+	// Persistent channels only, summed over its subscriptions' consumers:
+	// Pending is the events not yet delivered, AckPending those delivered
+	// and not yet acknowledged, Redelivered how many of those were
+	// delivered more than once.
+	Pending, AckPending, Redelivered uint64
+	Retained                         int // events in its history
 }
 
 // Stats are the engine's counters. Published, Delivered and Dropped count

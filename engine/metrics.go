@@ -32,8 +32,12 @@ const (
 	MetricChannelEvents = "aegis.channel.events"
 	// MetricChannelSubscribers is how many subscriptions a channel has.
 	MetricChannelSubscribers = "aegis.channel.subscribers"
-	// MetricSubscriptionLag is how many events wait in a subscription's
-	// buffer, by channel, aegis.subscriber and aegis.subscription.
+	// MetricSubscriptionLag is how many events a subscription has not
+	// finished ([SubscriptionInfo.Lag]), by channel, aegis.subscriber and
+	// aegis.subscription: those waiting in its buffer (in memory); on a
+	// persistent channel, those not yet delivered plus those delivered
+	// and awaiting an acknowledgement, so an event counts until it is
+	// acknowledged and a redelivery keeps it counted.
 	MetricSubscriptionLag = "aegis.subscription.lag"
 )
 
@@ -140,7 +144,7 @@ func (e *Engine) instrument(m metric.Meter) (metric.Registration, error) {
 	subs, err2 := m.Int64ObservableGauge(MetricChannelSubscribers, metric.WithUnit("{subscription}"),
 		metric.WithDescription("Subscriptions of a channel"))
 	lag, err3 := m.Int64ObservableGauge(MetricSubscriptionLag, metric.WithUnit("{event}"),
-		metric.WithDescription("Events waiting in a subscription's buffer"))
+		metric.WithDescription("Events a subscription has not finished: buffered (in memory), or undelivered plus awaiting an ack (persistent)"))
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return nil, err
 	}
@@ -157,7 +161,7 @@ func (e *Engine) instrument(m metric.Meter) (metric.Registration, error) {
 				continue // deleted meanwhile
 			}
 			for _, si := range subsInfo {
-				o.ObserveInt64(lag, int64(si.Pending), metric.WithAttributes(ch, AttrSubscriber.String(si.Subscriber), AttrSubscription.String(si.ID)))
+				o.ObserveInt64(lag, int64(si.Lag), metric.WithAttributes(ch, AttrSubscriber.String(si.Subscriber), AttrSubscription.String(si.ID)))
 			}
 		}
 		return nil

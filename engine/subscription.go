@@ -100,8 +100,9 @@ type SubscriptionInfo struct {
 	// in the stream not yet delivered (persistent).
 	Pending int
 	// Persistent channels only, from the server's consumer state:
-	// AckPending is the events delivered and not yet acknowledged;
-	// Redelivered those of them delivered more than once.
+	// AckPending is the events delivered and not yet acknowledged (taken
+	// by the receiver, or fetched ahead of it); Redelivered is how many of
+	// those were delivered more than once (a current count, not a total).
 	AckPending, Redelivered int
 	// DeadLettered counts the events this subscription moved to its
 	// dead-letter channel after they exhausted MaxDeliver; Undecodable the
@@ -109,6 +110,11 @@ type SubscriptionInfo struct {
 	// sent to the dead-letter channel when there is one. Both since the
 	// subscription started.
 	DeadLettered, Undecodable uint64
+	// Lag is the events it has not finished, its backlog: Pending in
+	// memory; Pending plus AckPending on a persistent channel, so an
+	// event leaves the lag only once it is acknowledged (with [AckNone],
+	// events fetched ahead of the receiver count as finished).
+	Lag uint64
 	// Durable is the consumer's durable name ("" when it has none).
 	Durable string
 	// Err is why the persistent state could not be read ("" when it was).
@@ -268,6 +274,7 @@ func (s *Subscription) Info() SubscriptionInfo {
 		Dropped:      s.dropped.Load(),
 		Pending:      s.q.len(),
 	}
+	in.Lag = uint64(in.Pending)
 	if s.d != nil {
 		s.d.info(&in)
 	}

@@ -71,33 +71,18 @@ func (s *Stream) findEvent(ctx context.Context, id string) (uint64, error) {
 
 // scan reads headers from cfg's position up to sequence last.
 func (s *Stream) scan(ctx context.Context, id string, last uint64, cfg jetstream.OrderedConsumerConfig) (uint64, bool, error) {
-	oc, err := s.st.OrderedConsumer(ctx, cfg)
+	var seq uint64
+	err := s.readRange(ctx, cfg, last, func(m RawMsg) (bool, error) {
+		if m.ID == id {
+			seq = m.Seq
+			return false, nil
+		}
+		return true, nil
+	})
 	if err != nil {
-		return 0, false, fmt.Errorf("scan: %w", apiError(err))
+		return 0, false, fmt.Errorf("scan: %w", err)
 	}
-	// Short heartbeats, as in Consumer.Fetch: a pull lost for want of a
-	// responder is renewed within a second, not after the default 15 s.
-	it, err := oc.Messages(jetstream.PullMaxMessages(1024), jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(pullHeartbeat))
-	if err != nil {
-		return 0, false, fmt.Errorf("scan: %w", apiError(err))
-	}
-	defer it.Stop()
-	for {
-		m, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			return 0, false, fmt.Errorf("scan: %w", apiError(err))
-		}
-		md, err := m.Metadata()
-		if err != nil {
-			return 0, false, fmt.Errorf("scan: %w", err)
-		}
-		if m.Headers().Get(jetstream.MsgIDHeader) == id {
-			return md.Sequence.Stream, true, nil
-		}
-		if md.Sequence.Stream >= last || md.NumPending == 0 {
-			return 0, false, nil
-		}
-	}
+	return seq, seq != 0, nil
 }
 
 // uuidV7Time is the millisecond time in a UUIDv7.

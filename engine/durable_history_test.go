@@ -1,0 +1,202 @@
+package engine_test
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aegis-streaming/aegis/engine"
+)
+
+// History on a persistent channel reads its stream, with the meaning the
+// in-memory history has (TestHistoryQuery): the same table runs here.
+func TestDurableHistoryQuery(t *testing.T) {
+	base := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	e := openDurable(t, t.TempDir())
+	psCreate(t, e, "ch", engine.ChannelConfig{Persistent: true})
+	ids := make([]engine.EventID, 10)
+	batch := engine.NewEventBatch(10)
+	for n := range 10 {
+		ev := psEvent(n)
+		ev.Time = base.Add(time.Duration(n) * time.Second).UnixNano()
+		if n == 7 {
+			ev.Time = base.Add(1500 * time.Millisecond).UnixNano()
+		}
+		if n%2 == 0 {
+			ev.Type = "even"
+		}
+		ids[n] = engine.NewEventID()
+		ev.ID = ids[n]
+		batch.Append(ev)
+	}
+	if err := e.PublishBatch(ctxFor(t, 20*time.Second), "ch", batch); err != nil {
+		t.Fatal(err)
+	}
+	sec := func(s float64) time.Time { return base.Add(time.Duration(s * float64(time.Second))) }
+	tests := []struct {
+		name string
+		q    engine.HistoryQuery
+		want []int
+	}{
+		{name: "everything", want: psRange(0, 10)},
+		{name: "newest 3", q: engine.HistoryQuery{Limit: 3}, want: []int{7, 8, 9}},
+		{name: "limit 1", q: engine.HistoryQuery{Limit: 1}, want: []int{9}},
+		{name: "negative limit is no limit", q: engine.HistoryQuery{Limit: -1}, want: psRange(0, 10)},
+		{name: "limit above retained", q: engine.HistoryQuery{Limit: 50}, want: psRange(0, 10)},
+		{name: "after a time, by event time", q: engine.HistoryQuery{After: sec(3.5)}, want: []int{4, 5, 6, 8, 9}},
+		{name: "after is strict", q: engine.HistoryQuery{After: sec(4)}, want: []int{5, 6, 8, 9}},
+		{name: "after everything", q: engine.HistoryQuery{After: sec(9)}, want: []int{}},
+		{name: "after an id, by publish order", q: engine.HistoryQuery{AfterID: ids[3]}, want: []int{4, 5, 6, 7, 8, 9}},
+		{name: "after the first id", q: engine.HistoryQuery{AfterID: ids[0]}, want: psRange(1, 10)},
+		{name: "after the newest id", q: engine.HistoryQuery{AfterID: ids[9]}, want: []int{}},
+		{name: "filter", q: engine.HistoryQuery{Filter: engine.TypeIs("even")}, want: []int{0, 2, 4, 6, 8}},
+		{name: "filter selecting nothing", q: engine.HistoryQuery{Filter: engine.TypeIs("odd")}, want: []int{}},
+		{name: "after id and filter", q: engine.HistoryQuery{AfterID: ids[3], Filter: engine.TypeIs("even")}, want: []int{4, 6, 8}},
+		{name: "after id and limit", q: engine.HistoryQuery{AfterID: ids[3], Limit: 2}, want: []int{8, 9}},
+		{name: "after id and after time", q: engine.HistoryQuery{AfterID: ids[2], After: sec(3)}, want: []int{4, 5, 6, 8, 9}},
+		{name: "limit counts selected events", q: engine.HistoryQuery{Filter: engine.TypeIs("even"), Limit: 2}, want: []int{6, 8}},
+		{name: "all four", q: engine.HistoryQuery{AfterID: ids[1], After: sec(1), Filter: engine.Not(engine.TypeIs("even")), Limit: 2}, want: []int{7, 9}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			evs, err := e.History("ch", tt.q)
+			if err != nil {
+				t.Fatalf("History: %v", err)
+			}
+			if evs == nil {
+				t.Error("History returned nil, want an empty slice")
+			}
+			if got := psNums(t, evs); !slices.Equal(got, tt.want) {
+				t.Errorf("History = %v, want %v (oldest first)", got, tt.want)
+			}
+			for _, ev := range evs {
+				if n := psNum(t, ev); ev.ID != ids[n] || ev.Source != "urn:test" {
+					t.Errorf("event %d is %v from %q, want %v from urn:test", n, ev.ID, ev.Source, ids[n])
+				}
+			}
+		})
+	}
+}
+
+func TestDurableHistoryAfterIDNotFound(t *testing.T) {
+	e := openDurable(t, t.TempDir())
+	psCreate(t, e, "count", engine.ChannelConfig{Persistent: true, Retention: engine.Retention{MaxEvents: 3}})
+	psCreate(t, e, "empty", engine.ChannelConfig{Persistent: true})
+	evs := durEvents(5)
+	for _, ev := range evs {
+		if err := e.Publish(ctxFor(t, 10*time.Second), "count", ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		name, channel string
+		id            engine.EventID
+	}{
+		{"unknown id", "count", engine.NewEventID()},
+		{"evicted by count", "count", evs[1].ID},
+		{"empty channel", "empty", evs[4].ID},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := e.History(tt.channel, engine.HistoryQuery{AfterID: tt.id})
+			if !errors.Is(err, engine.ErrEventNotFound) {
+				t.Fatalf("History(AfterID) = %d events, %v; want ErrEventNotFound", len(got), err)
+			}
+			if !strings.Contains(err.Error(), tt.id.String()) || !strings.Contains(err.Error(), tt.channel) {
+				t.Errorf("error %q does not name the channel and the event", err)
+			}
+		})
+	}
+	// What is retained answers as usual.
+	got, err := e.History("count", engine.HistoryQuery{AfterID: evs[2].ID})
+	if err != nil || !slices.Equal(ids(got), ids(evs[3:])) {
+		t.Fatalf("History after the oldest retained: %v, %v; want the two after it", ids(got), err)
+	}
+	got, err = e.History("empty", engine.HistoryQuery{})
+	if err != nil || got == nil || len(got) != 0 {
+		t.Fatalf("History of an empty channel: %v, %v; want an empty slice", got, err)
+	}
+}
+
+// A limited query reads the stream backward a window at a time, widening
+// it while the selection finds too few: a sparse selection far back and a
+// dense one near the end both come out right.
+func TestDurableHistoryWindows(t *testing.T) {
+	e := openDurable(t, t.TempDir())
+	psCreate(t, e, "ch", engine.ChannelConfig{Persistent: true})
+	const n = 3000
+	batch := engine.NewEventBatch(n)
+	for i := range n {
+		ev := psEvent(i)
+		ev.ID = engine.NewEventID()
+		if i%1000 == 7 {
+			ev.Type = "rare" // 7, 1007, 2007
+		}
+		batch.Append(ev)
+	}
+	if err := e.PublishBatch(ctxFor(t, 30*time.Second), "ch", batch); err != nil {
+		t.Fatal(err)
+	}
+	rare := engine.TypeIs("rare")
+	for _, tt := range []struct {
+		name string
+		q    engine.HistoryQuery
+		want []int
+	}{
+		{name: "newest 5", q: engine.HistoryQuery{Limit: 5}, want: psRange(n-5, n)},
+		{name: "newest 1000 but rare, over windows", q: engine.HistoryQuery{Limit: 1000, Filter: engine.Not(rare)}, want: slices.DeleteFunc(psRange(n-1001, n), func(i int) bool { return i == 2007 })},
+		{name: "sparse, all of them", q: engine.HistoryQuery{Limit: 3, Filter: rare}, want: []int{7, 1007, 2007}},
+		{name: "sparse, the newest two", q: engine.HistoryQuery{Limit: 2, Filter: rare}, want: []int{1007, 2007}},
+		{name: "sparse, more than there are", q: engine.HistoryQuery{Limit: 10, Filter: rare}, want: []int{7, 1007, 2007}},
+		{name: "sparse, unlimited", q: engine.HistoryQuery{Filter: rare}, want: []int{7, 1007, 2007}},
+		{name: "everything", want: psRange(0, n)},
+		{name: "limit of everything", q: engine.HistoryQuery{Limit: n}, want: psRange(0, n)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			evs, err := e.History("ch", tt.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := psNums(t, evs); !slices.Equal(got, tt.want) {
+				t.Errorf("History = %d events %v, want %d %v", len(got), abbrev(got), len(tt.want), abbrev(tt.want))
+			}
+		})
+	}
+}
+
+func abbrev(s []int) []int {
+	if len(s) <= 10 {
+		return s
+	}
+	return append(slices.Clone(s[:5]), s[len(s)-5:]...)
+}
+
+// The history of a persistent channel survives a restart, and events
+// published meanwhile by another engine are not read twice.
+func TestDurableHistoryAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	e := openDurable(t, dir)
+	psCreate(t, e, "ch", engine.ChannelConfig{Persistent: true})
+	evs := durEvents(4)
+	if err := e.PublishBatch(ctxFor(t, 10*time.Second), "ch", engine.EventBatch{Events: evs}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e = openDurable(t, dir)
+	psCreate(t, e, "ch", engine.ChannelConfig{Persistent: true})
+	got, err := e.History("ch", engine.HistoryQuery{})
+	if err != nil || !slices.Equal(ids(got), ids(evs)) {
+		t.Fatalf("History after a restart: %v, %v; want %v", ids(got), err, ids(evs))
+	}
+	got, err = e.History("ch", engine.HistoryQuery{AfterID: evs[1].ID, Limit: 1})
+	if err != nil || !slices.Equal(ids(got), ids(evs[3:])) {
+		t.Fatalf("History after an id, limit 1, after a restart: %v, %v", ids(got), err)
+	}
+	// Reading history leaves no consumer behind on the channel's stream.
+	if in, err := e.Channel("ch"); err != nil || in.Stats.Subscribers != 0 {
+		t.Fatalf("channel after history reads: %+v, %v", in.Stats, err)
+	}
+}
