@@ -273,9 +273,6 @@ func TestDurableRefusals(t *testing.T) {
 			}
 		})
 	}
-	if _, err := e.History("p", engine.HistoryQuery{}); !errors.Is(err, engine.ErrUnsupported) {
-		t.Errorf("history of a persistent channel: %v", err)
-	}
 }
 
 func TestDurableOpenFails(t *testing.T) {
