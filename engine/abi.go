@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/aegis-streaming/aegis/abi"
@@ -94,4 +95,43 @@ func DataFromABI(kind abi.DataKind, b []byte) (EventData, error) {
 		return EventData{}, fmt.Errorf("event data: unknown kind %d", kind)
 	}
 	return EventData{}, fmt.Errorf("event data: %d bytes for %s data", len(b), DataKind(kind))
+}
+
+// appendStored appends e's stored form (a persistent channel's message
+// body) to dst: its ABI record, with index 0. Events that the ABI cannot
+// carry (more than [ABIMetaLimit] metadata entries) are refused.
+func appendStored(dst []byte, e *Event) ([]byte, error) {
+	if len(e.Metadata) > ABIMetaLimit {
+		return dst, fmt.Errorf("%d metadata entries, more than a stored event holds (%d)", len(e.Metadata), ABIMetaLimit)
+	}
+	n := ABIRecordSize(e)
+	dst = slices.Grow(dst, n)
+	PutABIRecord(dst[len(dst):len(dst)+n], e, 0)
+	return dst[:len(dst)+n], nil
+}
+
+// decodeStored decodes an event's stored form, the whole of b, keeping b
+// for its data. It checks all that [abi.DecodeRecord] and [DataFromABI]
+// check, and that the event is valid.
+func decodeStored(b []byte) (Event, error) {
+	var ev Event
+	v, rest, err := abi.DecodeRecord(b)
+	if err != nil {
+		return ev, err
+	}
+	if len(rest) > 0 {
+		return ev, fmt.Errorf("%w: %d bytes after the record", abi.ErrTrailing, len(rest))
+	}
+	ev.ID, ev.Time = v.ID, v.Time
+	ev.Type, ev.Source = EventType(v.Type), string(v.Source)
+	if ev.Data, err = DataFromABI(v.Kind, v.Data); err != nil {
+		return ev, err
+	}
+	if v.MetaCount > 0 {
+		ev.Metadata = make(map[string]string, v.MetaCount)
+		for k, val, rest, ok := abi.NextMeta(v.Meta); ok; k, val, rest, ok = abi.NextMeta(rest) {
+			ev.Metadata[string(k)] = string(val)
+		}
+	}
+	return ev, ev.Validate()
 }

@@ -416,7 +416,7 @@ func TestDurableSourceUndecodable(t *testing.T) {
 			}
 			good := []engine.Event{dlEvent("test.n", 1), dlEvent("test.n", 2), dlEvent("test.n", 3)}
 			junk := []byte("not an event \xff")
-			badType := []byte(`{"type":"","data":null}`) // decodes, but no event has an empty type
+			badType := engine.StoredForm(engine.Event{ID: engine.NewEventID(), Source: "x"}) // decodes, but no event has an empty type
 			junkID := engine.NewEventID()
 			dlPublish(t, e, good[0])
 			dlPublishRaw(t, e, "in", "", junk)

@@ -293,13 +293,27 @@ func streamLeader(t *testing.T, channel string) *jstest.Node {
 
 // fillUp publishes events of about 1 KB until a publish fails and returns
 // the IDs acknowledged and the error.
+// padEvent is an event of about 1 KB.
+func padEvent(i int) engine.Event {
+	return engine.Event{ID: engine.NewEventID(), Type: "test.pad", Data: engine.StringData(fmt.Sprintf("%d %s", i, strings.Repeat("x", 1000)))}
+}
+
+// padEvents are n events of about 1 KB: a batch that does not fit where
+// fillUp's last event did not.
+func padEvents(n int) []engine.Event {
+	out := make([]engine.Event, n)
+	for i := range out {
+		out[i] = padEvent(i)
+	}
+	return out
+}
+
 func fillUp(t *testing.T, e *engine.Engine, channel string) ([]engine.EventID, error) {
 	t.Helper()
 	ctx := ctxFor(t, 30*time.Second)
-	pad := strings.Repeat("x", 1000)
 	var acked []engine.EventID
 	for i := range 10_000 {
-		ev := engine.Event{ID: engine.NewEventID(), Type: "test.pad", Data: engine.StringData(fmt.Sprintf("%d %s", i, pad))}
+		ev := padEvent(i)
 		if err := e.Publish(ctx, channel, ev); err != nil {
 			return acked, err
 		}
@@ -332,7 +346,7 @@ func TestDurableFull(t *testing.T) {
 			t.Errorf("error %q, want ErrStoreFull naming the channel and what to do", err)
 		}
 		t.Logf("after %d events: %v", len(acked), err)
-		if err := e.PublishBatch(ctx, "big", engine.EventBatch{Events: durEvents(3)}); !errors.Is(err, engine.ErrStoreFull) {
+		if err := e.PublishBatch(ctx, "big", engine.EventBatch{Events: padEvents(3)}); !errors.Is(err, engine.ErrStoreFull) {
 			t.Errorf("batch: %v", err)
 		}
 		checkOnce(t, readAll(t, e, "big"), acked)
@@ -350,7 +364,7 @@ func TestDurableFull(t *testing.T) {
 		}
 		t.Logf("after %d events: %v", len(acked), err)
 		var pe *engine.PublishError
-		if err := e.PublishBatch(ctxFor(t, 10*time.Second), ch, engine.EventBatch{Events: durEvents(3)}); !errors.Is(err, engine.ErrChannelFull) || !errors.As(err, &pe) || pe.Published != 0 {
+		if err := e.PublishBatch(ctxFor(t, 10*time.Second), ch, engine.EventBatch{Events: padEvents(3)}); !errors.Is(err, engine.ErrChannelFull) || !errors.As(err, &pe) || pe.Published != 0 {
 			t.Errorf("batch: %v", err)
 		}
 		held := readAll(t, e, ch)
