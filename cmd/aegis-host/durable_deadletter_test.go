@@ -14,7 +14,6 @@ import (
 
 	"github.com/aegis-streaming/aegis/cmd/aegis-host/internal/manifest"
 	"github.com/aegis-streaming/aegis/engine"
-	"github.com/aegis-streaming/aegis/internal/orders"
 )
 
 // publishJunk stores body as it is in persistent channel's stream of the
@@ -161,11 +160,7 @@ pipelines:
 		deadIDs[e.ID] = true
 	}
 	var lost, both int
-	for i := range int64(total) {
-		e := orders.Generated(i, quickstartStart, int64(time.Millisecond))
-		if e.Type == "order.refunded" {
-			continue
-		}
+	for _, e := range withoutRefunds(total) {
 		switch {
 		case written[e.ID] == 0 && !deadIDs[e.ID]:
 			lost++

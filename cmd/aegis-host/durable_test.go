@@ -11,7 +11,6 @@ import (
 
 	"github.com/aegis-streaming/aegis/cmd/aegis-host/internal/manifest"
 	"github.com/aegis-streaming/aegis/engine"
-	"github.com/aegis-streaming/aegis/internal/orders"
 )
 
 // persistentWriter is a manifest: generator -> pipeline a (drops refunds)
@@ -41,15 +40,7 @@ pipelines:
 `
 
 // persistentWant are the events of persistentWriter's channel x, in order.
-func persistentWant() []engine.Event {
-	var want []engine.Event
-	for i := range int64(1000) {
-		if e := orders.Generated(i, quickstartStart, int64(time.Millisecond)); e.Type != "order.refunded" {
-			want = append(want, e)
-		}
-	}
-	return want
-}
+func persistentWant() []engine.Event { return withoutRefunds(1000) }
 
 // checkEvents checks that path holds want's events once each, in order,
 // with their types upper-cased when upper.
@@ -270,12 +261,7 @@ pipelines:
 	}
 
 	// Every event at least once in out.jsonl.
-	want := make([]engine.Event, 0, total)
-	for i := range int64(total) {
-		if e := orders.Generated(i, quickstartStart, int64(time.Millisecond)); e.Type != "order.refunded" {
-			want = append(want, e)
-		}
-	}
+	want := withoutRefunds(total)
 	seen, n, bad := eventCounts(t, out)
 	for _, e := range want {
 		if seen[e.ID] == 0 {
