@@ -185,6 +185,32 @@ func ids(evs []engine.Event) []engine.EventID {
 	return out
 }
 
+// runUntil runs p until it ends, or until until, asked every 20 ms, says
+// to stop it: then it cancels the run and waits for its end. It returns
+// whether the run ended by itself, and its error. A run that does neither
+// within 20 s fails the test with what stuck says.
+func runUntil(t *testing.T, p *engine.Pipeline, until func() bool, stuck func() string) (ended bool, err error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case err := <-done:
+			return true, err
+		case <-deadline:
+			t.Fatal(stuck())
+		case <-time.After(20 * time.Millisecond):
+			if until() {
+				cancel()
+				return false, <-done
+			}
+		}
+	}
+}
+
 func TestDurableRefusals(t *testing.T) {
 	mem := engine.New(engine.Config{})
 	defer mem.Close()
@@ -703,35 +729,23 @@ func TestDurablePipelineKilledAndRestarted(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithCancel(t.Context())
-			defer cancel()
-			done := make(chan error, 1)
-			go func() { done <- p.Run(ctx) }()
-			deadline := time.After(20 * time.Second)
-			for {
-				select {
-				case err := <-done:
-					if failAt == 0 {
-						t.Fatalf("pipeline stopped: %v", err)
-					}
-					if err == nil || !strings.Contains(err.Error(), "killed mid-batch") {
-						t.Fatalf("pipeline err %v, want the sink's", err)
-					}
-					failed = sink.failed
-					return
-				case <-deadline:
-					d, tot := sink.count()
-					t.Fatalf("timed out with %d distinct of %d events", d, tot)
-				case <-time.After(20 * time.Millisecond):
-					if until != nil && until(sink) {
-						cancel()
-						if err := <-done; err != nil {
-							t.Fatal(err)
-						}
-						return
-					}
+			ended, err := runUntil(t, p, func() bool { return until != nil && until(sink) }, func() string {
+				d, tot := sink.count()
+				return fmt.Sprintf("timed out with %d distinct of %d events", d, tot)
+			})
+			if !ended {
+				if err != nil {
+					t.Fatal(err)
 				}
+				return
 			}
+			if failAt == 0 {
+				t.Fatalf("pipeline stopped: %v", err)
+			}
+			if err == nil || !strings.Contains(err.Error(), "killed mid-batch") {
+				t.Fatalf("pipeline err %v, want the sink's", err)
+			}
+			failed = sink.failed
 		}
 
 		create := func(e *engine.Engine) {
