@@ -39,9 +39,7 @@ func dlEngineLog(t *testing.T, dir string, log *slog.Logger) *engine.Engine {
 	}
 	t.Cleanup(func() { e.Close() })
 	for _, ch := range []string{"in", "dlq"} {
-		if err := e.CreateChannel(ch, engine.ChannelConfig{Persistent: true}); err != nil {
-			t.Fatal(err)
-		}
+		psCreate(t, e, ch, engine.ChannelConfig{Persistent: true})
 	}
 	return e
 }
@@ -480,9 +478,7 @@ func TestDurableSourceUndecodable(t *testing.T) {
 // behind unsaid.
 func TestDurableSourceDeadLetterFails(t *testing.T) {
 	e := dlEngine(t, t.TempDir())
-	if err := e.CreateChannel("gone", engine.ChannelConfig{}); err != nil {
-		t.Fatal(err)
-	}
+	psCreate(t, e, "gone", engine.ChannelConfig{})
 	x := dlEvent("test.n", 0)
 	dlPublish(t, e, x)
 	src, err := e.ChannelSourceWith("in", engine.SubscribeOptions{Subscriber: "pipeline:p", Start: engine.StartAll(), AckWait: 200 * time.Millisecond,

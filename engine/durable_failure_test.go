@@ -160,9 +160,7 @@ func clusterReading(t *testing.T) (*jstest.Cluster, *engine.Engine, string, *rec
 	ds := store{name: "cluster", urls: c.URLs()}
 	e := ds.open(t)
 	in := ds.ch(t, "in")
-	if err := e.CreateChannel(in, engine.ChannelConfig{Persistent: true}); err != nil {
-		t.Fatal(err)
-	}
+	psCreate(t, e, in, engine.ChannelConfig{Persistent: true})
 	sink := startReader(t, e, in)
 	return c, e, in, sink
 }
@@ -326,9 +324,7 @@ func TestDurableFull(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer e.Close()
-		if err := e.CreateChannel("big", engine.ChannelConfig{Persistent: true}); err != nil {
-			t.Fatal(err)
-		}
+		psCreate(t, e, "big", engine.ChannelConfig{Persistent: true})
 		acked, err := fillUp(t, e, "big")
 		if !errors.Is(err, engine.ErrStoreFull) || !strings.Contains(err.Error(), "channel[big]") || !strings.Contains(err.Error(), "max store") {
 			t.Errorf("error %q, want ErrStoreFull naming the channel and what to do", err)
