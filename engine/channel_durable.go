@@ -576,6 +576,20 @@ func (s *Subscription) manual(id EventID, take bool) (*jetstream.Delivery, error
 	return m, nil
 }
 
+// settle does op on the delivery of the received event id of an
+// [AckManual] subscription, taking it out of the pending ones when take,
+// and names the event in op's error.
+func (s *Subscription) settle(id EventID, take bool, op func(*jetstream.Delivery) error) error {
+	m, err := s.manual(id, take)
+	if err != nil {
+		return err
+	}
+	if err := op(m); err != nil {
+		return s.wrap(fmt.Errorf("event[%s]: %w", id, err))
+	}
+	return nil
+}
+
 // Delivery describes the delivery of the event id, received and not yet
 // settled, of an [AckManual] subscription.
 func (s *Subscription) Delivery(id EventID) (DeliveryInfo, error) {
@@ -618,41 +632,20 @@ func (s *Subscription) Ack(ctx context.Context, ids ...EventID) error {
 // Nak refuses a received event of an [AckManual] subscription: it is
 // delivered again after delay (0: at once). That counts toward MaxDeliver.
 func (s *Subscription) Nak(id EventID, delay time.Duration) error {
-	m, err := s.manual(id, true)
-	if err != nil {
-		return err
-	}
-	if err := m.Nak(delay); err != nil {
-		return s.wrap(fmt.Errorf("event[%s]: %w", id, err))
-	}
-	return nil
+	return s.settle(id, true, func(m *jetstream.Delivery) error { return m.Nak(delay) })
 }
 
 // InProgress tells the server that a received event of an [AckManual]
 // subscription is still being worked on: its AckWait starts again.
 func (s *Subscription) InProgress(id EventID) error {
-	m, err := s.manual(id, false)
-	if err != nil {
-		return err
-	}
-	if err := m.InProgress(); err != nil {
-		return s.wrap(fmt.Errorf("event[%s]: %w", id, err))
-	}
-	return nil
+	return s.settle(id, false, (*jetstream.Delivery).InProgress)
 }
 
 // Term gives up on a received event of an [AckManual] subscription, for
 // reason: it is never delivered again, and does not go to the dead-letter
 // channel (that is for events that exhaust MaxDeliver).
 func (s *Subscription) Term(id EventID, reason string) error {
-	m, err := s.manual(id, true)
-	if err != nil {
-		return err
-	}
-	if err := m.Term(reason); err != nil {
-		return s.wrap(fmt.Errorf("event[%s]: %w", id, err))
-	}
-	return nil
+	return s.settle(id, true, func(m *jetstream.Delivery) error { return m.Term(reason) })
 }
 
 // channelSourceDurable is a pipeline's source on a persistent channel: a

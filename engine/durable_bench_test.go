@@ -105,18 +105,27 @@ func durBenchBody(b *testing.B) []byte {
 // counting its own setup.
 type side func(b *testing.B, n int, raw bool) time.Duration
 
+// durChunks splits n events into durBenchChunks chunks, the first with the
+// remainder, and returns the sizes of those that are not empty.
+func durChunks(n int) []int {
+	var sizes []int
+	for c := range durBenchChunks {
+		size := n / durBenchChunks
+		if c == 0 {
+			size += n % durBenchChunks
+		}
+		if size > 0 {
+			sizes = append(sizes, size)
+		}
+	}
+	return sizes
+}
+
 // throughput runs f for b.N events on each side, alternating chunks, and
 // reports both rates and their ratio.
 func (bb *durBench) throughput(b *testing.B, f side) {
 	var took [2]time.Duration // raw, aegis
-	for c := range durBenchChunks {
-		n := b.N / durBenchChunks
-		if c == 0 {
-			n += b.N % durBenchChunks
-		}
-		if n == 0 {
-			continue
-		}
+	for _, n := range durChunks(b.N) {
 		took[0] += f(b, n, true)
 		took[1] += f(b, n, false)
 	}
@@ -323,14 +332,7 @@ func (s *durBenchSink) Close() error { return nil }
 // consumer acking each message.
 func (bb *durBench) latency(b *testing.B) {
 	var lat [2][]time.Duration // raw, aegis
-	for c := range durBenchChunks {
-		n := b.N / durBenchChunks
-		if c == 0 {
-			n += b.N % durBenchChunks
-		}
-		if n == 0 {
-			continue
-		}
+	for _, n := range durChunks(b.N) {
 		lat[0] = append(lat[0], bb.latencyRaw(b, n)...)
 		lat[1] = append(lat[1], bb.latencyAegis(b, n)...)
 	}

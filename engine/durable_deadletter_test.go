@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -38,9 +39,7 @@ func dlEngineLog(t *testing.T, dir string, log *slog.Logger) *engine.Engine {
 	}
 	t.Cleanup(func() { e.Close() })
 	for _, ch := range []string{"in", "dlq"} {
-		if err := e.CreateChannel(ch, engine.ChannelConfig{Persistent: true}); err != nil {
-			t.Fatal(err)
-		}
+		psCreate(t, e, ch, engine.ChannelConfig{Persistent: true})
 	}
 	return e
 }
@@ -119,25 +118,13 @@ func dlRun(t *testing.T, e *engine.Engine, opts engine.SubscribeOptions, sink en
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	deadline := time.After(20 * time.Second)
-	for {
-		select {
-		case err := <-done:
-			src.Close()
-			return src, err
-		case <-deadline:
-			t.Fatalf("the run did not end; stats %+v; info %+v", p.Stats(), dlSubInfo(t, e, opts.Subscriber))
-		case <-time.After(20 * time.Millisecond):
-			if until != nil && until(src) {
-				cancel()
-				return src, <-done
-			}
-		}
+	ended, err := runUntil(t, p, func() bool { return until != nil && until(src) }, func() string {
+		return fmt.Sprintf("the run did not end; stats %+v; info %+v", p.Stats(), dlSubInfo(t, e, opts.Subscriber))
+	})
+	if ended {
+		src.Close()
 	}
+	return src, err
 }
 
 // dlRecv reads the persistent dead-letter channel from its start: n
@@ -491,9 +478,7 @@ func TestDurableSourceUndecodable(t *testing.T) {
 // behind unsaid.
 func TestDurableSourceDeadLetterFails(t *testing.T) {
 	e := dlEngine(t, t.TempDir())
-	if err := e.CreateChannel("gone", engine.ChannelConfig{}); err != nil {
-		t.Fatal(err)
-	}
+	psCreate(t, e, "gone", engine.ChannelConfig{})
 	x := dlEvent("test.n", 0)
 	dlPublish(t, e, x)
 	src, err := e.ChannelSourceWith("in", engine.SubscribeOptions{Subscriber: "pipeline:p", Start: engine.StartAll(), AckWait: 200 * time.Millisecond,

@@ -149,6 +149,22 @@ func restartAll(t *testing.T, c *jstest.Cluster) {
 	}
 }
 
+// clusterReading opens an engine on the shared cluster with a persistent
+// channel that a pipeline reads into the returned sink (startReader), and
+// returns the channel's name. Every node runs again, healthy, when the
+// test ends.
+func clusterReading(t *testing.T) (*jstest.Cluster, *engine.Engine, string, *recordSink) {
+	t.Helper()
+	c := sharedCluster(t)
+	t.Cleanup(func() { restartAll(t, c) })
+	ds := store{name: "cluster", urls: c.URLs()}
+	e := ds.open(t)
+	in := ds.ch(t, "in")
+	psCreate(t, e, in, engine.ChannelConfig{Persistent: true})
+	sink := startReader(t, e, in)
+	return c, e, in, sink
+}
+
 // TestDurableClusterDown: every node of the cluster stops while a
 // pipeline reads a persistent channel and a producer publishes. Publishing
 // fails with an error that says the store is not reachable; what was
@@ -160,15 +176,7 @@ func TestDurableClusterDown(t *testing.T) {
 	if testing.Short() {
 		t.Skip("stops and restarts the cluster; skipped with -short")
 	}
-	c := sharedCluster(t)
-	t.Cleanup(func() { restartAll(t, c) })
-	ds := store{name: "cluster", urls: c.URLs()}
-	e := ds.open(t)
-	in := ds.ch(t, "in")
-	if err := e.CreateChannel(in, engine.ChannelConfig{Persistent: true}); err != nil {
-		t.Fatal(err)
-	}
-	sink := startReader(t, e, in)
+	c, e, in, sink := clusterReading(t)
 	var acked, failed []engine.EventID
 	publish := func(ev engine.Event, d time.Duration) error {
 		err := e.Publish(ctxFor(t, d), in, ev)
@@ -229,15 +237,7 @@ func TestDurableClusterLeaderKilled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a cluster node; skipped with -short")
 	}
-	c := sharedCluster(t)
-	t.Cleanup(func() { restartAll(t, c) })
-	ds := store{name: "cluster", urls: c.URLs()}
-	e := ds.open(t)
-	in := ds.ch(t, "in")
-	if err := e.CreateChannel(in, engine.ChannelConfig{Persistent: true}); err != nil {
-		t.Fatal(err)
-	}
-	sink := startReader(t, e, in)
+	c, e, in, sink := clusterReading(t)
 	const total = 600
 	ctx := ctxFor(t, 60*time.Second)
 	var acked []engine.EventID
@@ -338,9 +338,7 @@ func TestDurableFull(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer e.Close()
-		if err := e.CreateChannel("big", engine.ChannelConfig{Persistent: true}); err != nil {
-			t.Fatal(err)
-		}
+		psCreate(t, e, "big", engine.ChannelConfig{Persistent: true})
 		acked, err := fillUp(t, e, "big")
 		if !errors.Is(err, engine.ErrStoreFull) || !strings.Contains(err.Error(), "channel[big]") || !strings.Contains(err.Error(), "max store") {
 			t.Errorf("error %q, want ErrStoreFull naming the channel and what to do", err)

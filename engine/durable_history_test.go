@@ -1,9 +1,7 @@
 package engine_test
 
 import (
-	"errors"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,71 +11,9 @@ import (
 // History on a persistent channel reads its stream, with the meaning the
 // in-memory history has (TestHistoryQuery): the same table runs here.
 func TestDurableHistoryQuery(t *testing.T) {
-	base := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	e := openDurable(t, t.TempDir())
 	psCreate(t, e, "ch", engine.ChannelConfig{Persistent: true})
-	ids := make([]engine.EventID, 10)
-	batch := engine.NewEventBatch(10)
-	for n := range 10 {
-		ev := psEvent(n)
-		ev.Time = base.Add(time.Duration(n) * time.Second).UnixNano()
-		if n == 7 {
-			ev.Time = base.Add(1500 * time.Millisecond).UnixNano()
-		}
-		if n%2 == 0 {
-			ev.Type = "even"
-		}
-		ids[n] = engine.NewEventID()
-		ev.ID = ids[n]
-		batch.Append(ev)
-	}
-	if err := e.PublishBatch(ctxFor(t, 20*time.Second), "ch", batch); err != nil {
-		t.Fatal(err)
-	}
-	sec := func(s float64) time.Time { return base.Add(time.Duration(s * float64(time.Second))) }
-	tests := []struct {
-		name string
-		q    engine.HistoryQuery
-		want []int
-	}{
-		{name: "everything", want: psRange(0, 10)},
-		{name: "newest 3", q: engine.HistoryQuery{Limit: 3}, want: []int{7, 8, 9}},
-		{name: "limit 1", q: engine.HistoryQuery{Limit: 1}, want: []int{9}},
-		{name: "negative limit is no limit", q: engine.HistoryQuery{Limit: -1}, want: psRange(0, 10)},
-		{name: "limit above retained", q: engine.HistoryQuery{Limit: 50}, want: psRange(0, 10)},
-		{name: "after a time, by event time", q: engine.HistoryQuery{After: sec(3.5)}, want: []int{4, 5, 6, 8, 9}},
-		{name: "after is strict", q: engine.HistoryQuery{After: sec(4)}, want: []int{5, 6, 8, 9}},
-		{name: "after everything", q: engine.HistoryQuery{After: sec(9)}, want: []int{}},
-		{name: "after an id, by publish order", q: engine.HistoryQuery{AfterID: ids[3]}, want: []int{4, 5, 6, 7, 8, 9}},
-		{name: "after the first id", q: engine.HistoryQuery{AfterID: ids[0]}, want: psRange(1, 10)},
-		{name: "after the newest id", q: engine.HistoryQuery{AfterID: ids[9]}, want: []int{}},
-		{name: "filter", q: engine.HistoryQuery{Filter: engine.TypeIs("even")}, want: []int{0, 2, 4, 6, 8}},
-		{name: "filter selecting nothing", q: engine.HistoryQuery{Filter: engine.TypeIs("odd")}, want: []int{}},
-		{name: "after id and filter", q: engine.HistoryQuery{AfterID: ids[3], Filter: engine.TypeIs("even")}, want: []int{4, 6, 8}},
-		{name: "after id and limit", q: engine.HistoryQuery{AfterID: ids[3], Limit: 2}, want: []int{8, 9}},
-		{name: "after id and after time", q: engine.HistoryQuery{AfterID: ids[2], After: sec(3)}, want: []int{4, 5, 6, 8, 9}},
-		{name: "limit counts selected events", q: engine.HistoryQuery{Filter: engine.TypeIs("even"), Limit: 2}, want: []int{6, 8}},
-		{name: "all four", q: engine.HistoryQuery{AfterID: ids[1], After: sec(1), Filter: engine.Not(engine.TypeIs("even")), Limit: 2}, want: []int{7, 9}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			evs, err := e.History("ch", tt.q)
-			if err != nil {
-				t.Fatalf("History: %v", err)
-			}
-			if evs == nil {
-				t.Error("History returned nil, want an empty slice")
-			}
-			if got := psNums(t, evs); !slices.Equal(got, tt.want) {
-				t.Errorf("History = %v, want %v (oldest first)", got, tt.want)
-			}
-			for _, ev := range evs {
-				if n := psNum(t, ev); ev.ID != ids[n] || ev.Source != "urn:test" {
-					t.Errorf("event %d is %v from %q, want %v from urn:test", n, ev.ID, ev.Source, ids[n])
-				}
-			}
-		})
-	}
+	testHistoryQuery(t, e, ctxFor(t, 20*time.Second), "ch")
 }
 
 func TestDurableHistoryAfterIDNotFound(t *testing.T) {
@@ -99,13 +35,7 @@ func TestDurableHistoryAfterIDNotFound(t *testing.T) {
 		{"empty channel", "empty", evs[4].ID},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := e.History(tt.channel, engine.HistoryQuery{AfterID: tt.id})
-			if !errors.Is(err, engine.ErrEventNotFound) {
-				t.Fatalf("History(AfterID) = %d events, %v; want ErrEventNotFound", len(got), err)
-			}
-			if !strings.Contains(err.Error(), tt.id.String()) || !strings.Contains(err.Error(), tt.channel) {
-				t.Errorf("error %q does not name the channel and the event", err)
-			}
+			checkEventNotFound(t, e, tt.channel, tt.id)
 		})
 	}
 	// What is retained answers as usual.

@@ -185,6 +185,32 @@ func ids(evs []engine.Event) []engine.EventID {
 	return out
 }
 
+// runUntil runs p until it ends, or until until, asked every 20 ms, says
+// to stop it: then it cancels the run and waits for its end. It returns
+// whether the run ended by itself, and its error. A run that does neither
+// within 20 s fails the test with what stuck says.
+func runUntil(t *testing.T, p *engine.Pipeline, until func() bool, stuck func() string) (ended bool, err error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case err := <-done:
+			return true, err
+		case <-deadline:
+			t.Fatal(stuck())
+		case <-time.After(20 * time.Millisecond):
+			if until() {
+				cancel()
+				return false, <-done
+			}
+		}
+	}
+}
+
 func TestDurableRefusals(t *testing.T) {
 	mem := engine.New(engine.Config{})
 	defer mem.Close()
@@ -208,9 +234,7 @@ func TestDurableRefusals(t *testing.T) {
 			}
 		})
 	}
-	if err := mem.CreateChannel("c", engine.ChannelConfig{}); err != nil {
-		t.Fatal(err)
-	}
+	psCreate(t, mem, "c", engine.ChannelConfig{})
 	for _, tc := range []struct {
 		name string
 		opts engine.SubscribeOptions
@@ -253,9 +277,7 @@ func TestDurableRefusals(t *testing.T) {
 	if err := e.CreateChannel("p", engine.ChannelConfig{Persistent: true, SlowSubscriber: engine.DropOldest}); !errors.Is(err, engine.ErrUnsupported) {
 		t.Errorf("drop-oldest on a persistent channel: %v", err)
 	}
-	if err := e.CreateChannel("p", engine.ChannelConfig{Persistent: true}); err != nil {
-		t.Fatal(err)
-	}
+	psCreate(t, e, "p", engine.ChannelConfig{Persistent: true})
 	for _, tc := range []struct {
 		name string
 		opts engine.SubscribeOptions
@@ -308,9 +330,7 @@ func TestDurablePublishSubscribe(t *testing.T) {
 	eachStore(t, func(t *testing.T, ds store) {
 		e := ds.open(t)
 		orders := ds.ch(t, "orders")
-		if err := e.CreateChannel(orders, engine.ChannelConfig{Persistent: true}); err != nil {
-			t.Fatal(err)
-		}
+		psCreate(t, e, orders, engine.ChannelConfig{Persistent: true})
 		all, err := e.Subscribe(orders, engine.SubscribeOptions{Start: engine.StartAll(), DeliveryMode: engine.AtLeastOnce})
 		if err != nil {
 			t.Fatal(err)
@@ -399,9 +419,7 @@ func TestDurableExactlyOncePublish(t *testing.T) {
 		e := ds.open(t)
 		in, out := ds.ch(t, "in"), ds.ch(t, "out")
 		for _, ch := range []string{in, out} {
-			if err := e.CreateChannel(ch, engine.ChannelConfig{Persistent: true, DuplicateWindow: time.Minute}); err != nil {
-				t.Fatal(err)
-			}
+			psCreate(t, e, ch, engine.ChannelConfig{Persistent: true, DuplicateWindow: time.Minute})
 		}
 		ctx := ctxFor(t, 10*time.Second)
 		evs := durEvents(50)
@@ -439,9 +457,7 @@ func TestDurableResumeAfterRestart(t *testing.T) {
 		opts := engine.SubscribeOptions{Durable: "reader", Start: engine.StartAll(), DeliveryMode: engine.ExactlyOnce, AckWait: 500 * time.Millisecond, BufferSize: 2}
 
 		e := ds.open(t)
-		if err := e.CreateChannel(log, engine.ChannelConfig{Persistent: true}); err != nil {
-			t.Fatal(err)
-		}
+		psCreate(t, e, log, engine.ChannelConfig{Persistent: true})
 		if err := e.PublishBatch(ctxFor(t, 5*time.Second), log, engine.EventBatch{Events: slices.Clone(evs)}); err != nil {
 			t.Fatal(err)
 		}
@@ -459,9 +475,7 @@ func TestDurableResumeAfterRestart(t *testing.T) {
 
 		// The same store: the channel and the durable subscription are found.
 		e = ds.open(t)
-		if err := e.CreateChannel(log, engine.ChannelConfig{Persistent: true}); err != nil {
-			t.Fatal(err)
-		}
+		psCreate(t, e, log, engine.ChannelConfig{Persistent: true})
 		if st, _ := e.ChannelStats(log); st.Retained != 10 {
 			t.Fatalf("after restart the channel holds %d events, want 10", st.Retained)
 		}
@@ -489,9 +503,7 @@ func TestDurableManualAcks(t *testing.T) {
 	eachStore(t, func(t *testing.T, ds store) {
 		e := ds.open(t)
 		jobs := ds.ch(t, "jobs")
-		if err := e.CreateChannel(jobs, engine.ChannelConfig{Persistent: true}); err != nil {
-			t.Fatal(err)
-		}
+		psCreate(t, e, jobs, engine.ChannelConfig{Persistent: true})
 		for _, mode := range []engine.DeliveryMode{engine.AtLeastOnce, engine.ExactlyOnce} {
 			t.Run(mode.String(), func(t *testing.T) {
 				s, err := e.Subscribe(jobs, engine.SubscribeOptions{Durable: "w-" + mode.String(), AckMode: engine.AckManual, DeliveryMode: mode, AckWait: time.Second})
@@ -582,12 +594,8 @@ func TestDurableDeadLetters(t *testing.T) {
 			t.Run(fmt.Sprintf("persistent dead-letter channel %v", persistentDLQ), func(t *testing.T) {
 				e := ds.open(t)
 				jobs, dlqName := ds.ch(t, "jobs"), ds.ch(t, "dlq")
-				if err := e.CreateChannel(jobs, engine.ChannelConfig{Persistent: true}); err != nil {
-					t.Fatal(err)
-				}
-				if err := e.CreateChannel(dlqName, engine.ChannelConfig{Persistent: persistentDLQ}); err != nil {
-					t.Fatal(err)
-				}
+				psCreate(t, e, jobs, engine.ChannelConfig{Persistent: true})
+				psCreate(t, e, dlqName, engine.ChannelConfig{Persistent: persistentDLQ})
 				var dlqOpts engine.SubscribeOptions
 				if persistentDLQ {
 					dlqOpts.Start = engine.StartAll()
@@ -703,43 +711,29 @@ func TestDurablePipelineKilledAndRestarted(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithCancel(t.Context())
-			defer cancel()
-			done := make(chan error, 1)
-			go func() { done <- p.Run(ctx) }()
-			deadline := time.After(20 * time.Second)
-			for {
-				select {
-				case err := <-done:
-					if failAt == 0 {
-						t.Fatalf("pipeline stopped: %v", err)
-					}
-					if err == nil || !strings.Contains(err.Error(), "killed mid-batch") {
-						t.Fatalf("pipeline err %v, want the sink's", err)
-					}
-					failed = sink.failed
-					return
-				case <-deadline:
-					d, tot := sink.count()
-					t.Fatalf("timed out with %d distinct of %d events", d, tot)
-				case <-time.After(20 * time.Millisecond):
-					if until != nil && until(sink) {
-						cancel()
-						if err := <-done; err != nil {
-							t.Fatal(err)
-						}
-						return
-					}
+			ended, err := runUntil(t, p, func() bool { return until != nil && until(sink) }, func() string {
+				d, tot := sink.count()
+				return fmt.Sprintf("timed out with %d distinct of %d events", d, tot)
+			})
+			if !ended {
+				if err != nil {
+					t.Fatal(err)
 				}
+				return
 			}
+			if failAt == 0 {
+				t.Fatalf("pipeline stopped: %v", err)
+			}
+			if err == nil || !strings.Contains(err.Error(), "killed mid-batch") {
+				t.Fatalf("pipeline err %v, want the sink's", err)
+			}
+			failed = sink.failed
 		}
 
 		create := func(e *engine.Engine) {
 			t.Helper()
 			for _, ch := range []string{in, out} {
-				if err := e.CreateChannel(ch, engine.ChannelConfig{Persistent: true}); err != nil {
-					t.Fatal(err)
-				}
+				psCreate(t, e, ch, engine.ChannelConfig{Persistent: true})
 			}
 		}
 		e := ds.open(t)
@@ -806,9 +800,7 @@ func TestDurableSubscriptionModes(t *testing.T) {
 	eachStore(t, func(t *testing.T, ds store) {
 		e := ds.open(t)
 		c := ds.ch(t, "c")
-		if err := e.CreateChannel(c, engine.ChannelConfig{Persistent: true}); err != nil {
-			t.Fatal(err)
-		}
+		psCreate(t, e, c, engine.ChannelConfig{Persistent: true})
 		evs := durEvents(3)
 		if err := e.PublishBatch(ctxFor(t, 5*time.Second), c, engine.EventBatch{Events: slices.Clone(evs)}); err != nil {
 			t.Fatal(err)
@@ -898,9 +890,7 @@ func TestDurableSubscriptionModes(t *testing.T) {
 				t.Fatal("a receiver did not end")
 			}
 		}
-		if err := e.CreateChannel(c, engine.ChannelConfig{Persistent: true}); err != nil {
-			t.Fatal(err)
-		}
+		psCreate(t, e, c, engine.ChannelConfig{Persistent: true})
 		if st, _ := e.ChannelStats(c); st.Retained != 0 {
 			t.Errorf("a deleted channel's stream kept %d events", st.Retained)
 		}

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -11,12 +12,19 @@ import (
 )
 
 func TestHistoryQuery(t *testing.T) {
-	base := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	e := psEngine(t, engine.Config{})
 	psCreate(t, e, "ch", engine.ChannelConfig{})
-	// Ten events, 0..9, one second apart by their own time, except event 7,
-	// which a producer stamped earlier (1.5 s): time order and publish order
-	// differ. Even events are of type "even".
+	testHistoryQuery(t, e, psContext(t), "ch")
+}
+
+// testHistoryQuery publishes to channel ten events, 0..9, one second apart
+// by their own time, except event 7, which a producer stamped earlier
+// (1.5 s): time order and publish order differ. Even events are of type
+// "even". Then it checks what History answers to a table of queries on
+// them. The in-memory and the persistent history run it alike.
+func testHistoryQuery(t *testing.T, e *engine.Engine, ctx context.Context, channel string) {
+	t.Helper()
+	base := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	ids := make([]engine.EventID, 10)
 	batch := engine.NewEventBatch(10)
 	for n := range 10 {
@@ -32,7 +40,7 @@ func TestHistoryQuery(t *testing.T) {
 		ev.ID = ids[n]
 		batch.Append(ev)
 	}
-	if err := e.PublishBatch(psContext(t), "ch", batch); err != nil {
+	if err := e.PublishBatch(ctx, channel, batch); err != nil {
 		t.Fatal(err)
 	}
 	sec := func(s float64) time.Time { return base.Add(time.Duration(s * float64(time.Second))) }
@@ -65,16 +73,19 @@ func TestHistoryQuery(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			evs, err := e.History("ch", tt.q)
+			evs, err := e.History(channel, tt.q)
 			if err != nil {
 				t.Fatalf("History: %v", err)
+			}
+			if evs == nil {
+				t.Error("History returned nil, want an empty slice")
 			}
 			if got := psNums(t, evs); !slices.Equal(got, tt.want) {
 				t.Errorf("History = %v, want %v (oldest first)", got, tt.want)
 			}
 			for _, ev := range evs {
-				if n := psNum(t, ev); ev.ID != ids[n] {
-					t.Errorf("event %d has ID %v, want %v", n, ev.ID, ids[n])
+				if n := psNum(t, ev); ev.ID != ids[n] || ev.Source != "urn:test" {
+					t.Errorf("event %d is %v from %q, want %v from urn:test", n, ev.ID, ev.Source, ids[n])
 				}
 			}
 		})
@@ -134,14 +145,21 @@ func TestHistoryAfterIDNotFound(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			evs, err := e.History(tt.channel, engine.HistoryQuery{AfterID: tt.id})
-			if !errors.Is(err, engine.ErrEventNotFound) {
-				t.Fatalf("History(AfterID) = %d events, %v; want ErrEventNotFound", len(evs), err)
-			}
-			if !strings.Contains(err.Error(), tt.id.String()) || !strings.Contains(err.Error(), tt.channel) {
-				t.Errorf("error %q does not name the channel and the event", err)
-			}
+			checkEventNotFound(t, e, tt.channel, tt.id)
 		})
+	}
+}
+
+// checkEventNotFound checks that a history query after id on channel fails
+// with ErrEventNotFound and an error that names the channel and the event.
+func checkEventNotFound(t *testing.T, e *engine.Engine, channel string, id engine.EventID) {
+	t.Helper()
+	evs, err := e.History(channel, engine.HistoryQuery{AfterID: id})
+	if !errors.Is(err, engine.ErrEventNotFound) {
+		t.Fatalf("History(AfterID) = %d events, %v; want ErrEventNotFound", len(evs), err)
+	}
+	if !strings.Contains(err.Error(), id.String()) || !strings.Contains(err.Error(), channel) {
+		t.Errorf("error %q does not name the channel and the event", err)
 	}
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -171,70 +170,36 @@ func noConnectors(t *testing.T, dir string) {
 }
 
 func TestRunConnectorsKilled(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary and runs it for seconds; skipped with -short")
-	}
 	if _, err := os.Stat("/proc/self/exe"); err != nil {
 		t.Skip("needs /proc to find the connectors' processes")
 	}
-	bin := filepath.Join(t.TempDir(), appName)
-	if out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildHost(t, "builds the binary and runs it for seconds")
 	dir := connectorsDir(t)
 	const total = 20000
 	m := connectorManifest(t, dir, total, 5000)
 	out := filepath.Join(dir, "out.jsonl")
-	start := func() (*exec.Cmd, *strings.Builder) {
-		var stderr strings.Builder
-		cmd := exec.Command(bin, "run", "-f", m)
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd, &stderr
-	}
-	waitFor := func(n int) {
-		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			// Lines, not events: decoding is slow under the race detector.
-			if b, _ := os.ReadFile(out); bytes.Count(b, []byte("\n")) >= n {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the sink did not reach %d events", n)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
 
 	// kill -9 mid-stream: the connectors die with the host.
-	cmd, _ := start()
-	waitFor(3000)
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	cmd.Wait()
+	r := startRun(t, bin, m)
+	r.waitLines(t, out, 3000, 30*time.Second)
+	r.kill(t)
 	noConnectors(t, dir)
 	killed, _ := sinkNumbers(t, out)
 	t.Logf("%d events written before kill -9", killed)
 
 	// A stop: the host drains and stops its connectors.
-	cmd, stderr := start()
-	waitFor(killed + 3000)
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("after SIGTERM: %v\n%s", err, stderr)
+	r = startRun(t, bin, m)
+	r.waitLines(t, out, killed+3000, 30*time.Second)
+	r.signal(t, syscall.SIGTERM)
+	if err := r.wait(); err != nil {
+		t.Fatalf("after SIGTERM: %v\n%s", err, r.stderr.String())
 	}
 	noConnectors(t, dir)
 
 	// The run after them reads the rest: every event at least once.
-	cmd, stderr = start()
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("%v\n%s", err, stderr)
+	r = startRun(t, bin, m)
+	if err := r.wait(); err != nil {
+		t.Fatalf("%v\n%s", err, r.stderr.String())
 	}
 	noConnectors(t, dir)
 	n, seen := sinkNumbers(t, out)

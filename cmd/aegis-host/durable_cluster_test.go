@@ -20,13 +20,7 @@ import (
 // arrive, the channel's stream has 3 replicas, and a cluster that is not
 // reachable fails the start with an error that names its URLs.
 func TestRunPersistentChannelCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary and starts a NATS cluster; skipped with -short")
-	}
-	bin := filepath.Join(t.TempDir(), appName)
-	if out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildHost(t, "builds the binary and starts a NATS cluster")
 	// run runs the binary; its stdout is empty (the sink is a file), so
 	// stderr has it too, to show everything when something fails.
 	run := func(t *testing.T, manifest string) (code int, stderr string, took time.Duration) {

@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,7 +14,6 @@ import (
 
 	"github.com/aegis-streaming/aegis/cmd/aegis-host/internal/manifest"
 	"github.com/aegis-streaming/aegis/engine"
-	"github.com/aegis-streaming/aegis/internal/orders"
 )
 
 // publishJunk stores body as it is in persistent channel's stream of the
@@ -113,13 +109,7 @@ pipelines:
 // wait) while it processes the rest, and ends only once they are there:
 // every event is written or dead-lettered, with why.
 func TestRunPersistentDeadLetterKilled(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary and runs it for seconds; skipped with -short")
-	}
-	bin := filepath.Join(t.TempDir(), appName)
-	if out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildHost(t, "builds the binary and runs it for seconds")
 	dir := t.TempDir()
 	const total = 10000
 	// generator -> a -> persistent x -> b -> out.jsonl, with b's dead
@@ -147,34 +137,13 @@ pipelines:
   - {name: d, from: dead, to: [dead-out]}
 `, total))
 	out, deadOut := filepath.Join(dir, "out.jsonl"), filepath.Join(dir, "dead.jsonl")
-	cmd := exec.Command(bin, "run", "-f", m)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if b, _ := os.ReadFile(out); bytes.Count(b, []byte("\n")) >= 2000 {
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("the sink did not reach 2000 events; stderr:\n%s", stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	cmd.Wait()
+	r := startRun(t, bin, m)
+	r.waitLines(t, out, 2000, 60*time.Second)
+	r.kill(t)
 
-	cmd = exec.Command(bin, "run", "-f", m)
-	stderr.Reset()
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%v\n%s", err, stderr.String())
+	r = startRun(t, bin, m)
+	if err := r.wait(); err != nil {
+		t.Fatalf("%v\n%s", err, r.stderr.String())
 	}
 
 	written, _, _ := eventCounts(t, out)
@@ -191,11 +160,7 @@ pipelines:
 		deadIDs[e.ID] = true
 	}
 	var lost, both int
-	for i := range int64(total) {
-		e := orders.Generated(i, quickstartStart, int64(time.Millisecond))
-		if e.Type == "order.refunded" {
-			continue
-		}
+	for _, e := range withoutRefunds(total) {
 		switch {
 		case written[e.ID] == 0 && !deadIDs[e.ID]:
 			lost++

@@ -1,20 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aegis-streaming/aegis/cmd/aegis-host/internal/manifest"
 	"github.com/aegis-streaming/aegis/engine"
-	"github.com/aegis-streaming/aegis/internal/orders"
 )
 
 // persistentWriter is a manifest: generator -> pipeline a (drops refunds)
@@ -44,15 +40,7 @@ pipelines:
 `
 
 // persistentWant are the events of persistentWriter's channel x, in order.
-func persistentWant() []engine.Event {
-	var want []engine.Event
-	for i := range int64(1000) {
-		if e := orders.Generated(i, quickstartStart, int64(time.Millisecond)); e.Type != "order.refunded" {
-			want = append(want, e)
-		}
-	}
-	return want
-}
+func persistentWant() []engine.Event { return withoutRefunds(1000) }
 
 // checkEvents checks that path holds want's events once each, in order,
 // with their types upper-cased when upper.
@@ -225,13 +213,7 @@ func eventCounts(t *testing.T, path string) (seen map[engine.EventID]int, n, bad
 }
 
 func TestRunPersistentChannelKilled(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary and runs it for seconds; skipped with -short")
-	}
-	bin := filepath.Join(t.TempDir(), appName)
-	if out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildHost(t, "builds the binary and runs it for seconds")
 	dir := t.TempDir()
 	const total = 20000
 	// generator -> a -> persistent x -> b -> persistent y and out.jsonl
@@ -263,57 +245,23 @@ pipelines:
     to: [y, out]
 `, total))
 	out := filepath.Join(dir, "out.jsonl")
-	start := func() (*exec.Cmd, *strings.Builder) {
-		var stderr strings.Builder
-		cmd := exec.Command(bin, "run", "-f", m)
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd, &stderr
-	}
-	waitFor := func(n int) {
-		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			if b, _ := os.ReadFile(out); bytes.Count(b, []byte("\n")) >= n {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the sink did not reach %d events", n)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	kill := func(cmd *exec.Cmd) {
-		t.Helper()
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		cmd.Wait()
-	}
 
 	// kill -9 twice mid-stream, then a run to the end.
-	cmd, _ := start()
-	waitFor(3000)
-	kill(cmd)
+	r := startRun(t, bin, m)
+	r.waitLines(t, out, 3000, 60*time.Second)
+	r.kill(t)
 	_, killed, _ := eventCounts(t, out)
 	t.Logf("%d events written before the first kill -9", killed)
-	cmd, _ = start()
-	waitFor(killed + 3000)
-	kill(cmd)
-	cmd, stderr := start()
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("%v\n%s", err, stderr)
+	r = startRun(t, bin, m)
+	r.waitLines(t, out, killed+3000, 60*time.Second)
+	r.kill(t)
+	r = startRun(t, bin, m)
+	if err := r.wait(); err != nil {
+		t.Fatalf("%v\n%s", err, r.stderr.String())
 	}
 
 	// Every event at least once in out.jsonl.
-	want := make([]engine.Event, 0, total)
-	for i := range int64(total) {
-		if e := orders.Generated(i, quickstartStart, int64(time.Millisecond)); e.Type != "order.refunded" {
-			want = append(want, e)
-		}
-	}
+	want := withoutRefunds(total)
 	seen, n, bad := eventCounts(t, out)
 	for _, e := range want {
 		if seen[e.ID] == 0 {

@@ -40,6 +40,18 @@ func fetchIDs(t *testing.T, c *jetstream.Consumer, n int, d time.Duration, ack b
 	return all, ids
 }
 
+// consumer creates the durable consumer name on st, stopped when the
+// test ends.
+func consumer(t *testing.T, ctx context.Context, st *jetstream.Stream, name string, o jetstream.ConsumerOptions) *jetstream.Consumer {
+	t.Helper()
+	c, err := st.Consumer(ctx, name, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	return c
+}
+
 // quiet checks that no message arrives within d.
 func quiet(t *testing.T, c *jetstream.Consumer, d time.Duration) {
 	t.Helper()
@@ -92,11 +104,7 @@ func TestStartPositions(t *testing.T) {
 		tests[4].want = []string{"x"}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				c, err := st.Consumer(ctx, tt.name, jetstream.ConsumerOptions{Start: tt.start})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer c.Stop()
+				c := consumer(t, ctx, st, tt.name, jetstream.ConsumerOptions{Start: tt.start})
 				if _, err := st.Publish(ctx, jetstream.Msg{ID: "late-" + tt.name}); err != nil {
 					t.Fatal(err)
 				}
@@ -132,11 +140,7 @@ func TestRedeliveryAndAcks(t *testing.T) {
 		ctx := ctxT(t, 20*time.Second)
 
 		t.Run("ack wait", func(t *testing.T) {
-			c, err := st.Consumer(ctx, "ackwait", jetstream.ConsumerOptions{AckWait: 300 * time.Millisecond})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Stop()
+			c := consumer(t, ctx, st, "ackwait", jetstream.ConsumerOptions{AckWait: 300 * time.Millisecond})
 			first, _ := fetchIDs(t, c, 3, 2*time.Second, false)
 			if len(first) != 3 || first[0].Delivered != 1 {
 				t.Fatalf("first delivery: %d messages", len(first))
@@ -162,11 +166,7 @@ func TestRedeliveryAndAcks(t *testing.T) {
 		})
 
 		t.Run("ack all", func(t *testing.T) {
-			c, err := st.Consumer(ctx, "ackall", jetstream.ConsumerOptions{AckPolicy: jetstream.AckAll, AckWait: 300 * time.Millisecond})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Stop()
+			c := consumer(t, ctx, st, "ackall", jetstream.ConsumerOptions{AckPolicy: jetstream.AckAll, AckWait: 300 * time.Millisecond})
 			ds, _ := fetchIDs(t, c, 3, 2*time.Second, false)
 			// One ack for the last message covers the batch.
 			if err := c.AckSync(ctx, ds[len(ds)-1:]); err != nil {
@@ -179,11 +179,7 @@ func TestRedeliveryAndAcks(t *testing.T) {
 		})
 
 		t.Run("nak with delay", func(t *testing.T) {
-			c, err := st.Consumer(ctx, "nak", jetstream.ConsumerOptions{Start: jetstream.StartAtSeq(3)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Stop()
+			c := consumer(t, ctx, st, "nak", jetstream.ConsumerOptions{Start: jetstream.StartAtSeq(3)})
 			ds, _ := fetchIDs(t, c, 1, 2*time.Second, false)
 			start := time.Now()
 			if err := ds[0].Nak(400 * time.Millisecond); err != nil {
@@ -197,11 +193,7 @@ func TestRedeliveryAndAcks(t *testing.T) {
 		})
 
 		t.Run("in progress", func(t *testing.T) {
-			c, err := st.Consumer(ctx, "progress", jetstream.ConsumerOptions{Start: jetstream.StartAtSeq(3), AckWait: 400 * time.Millisecond})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Stop()
+			c := consumer(t, ctx, st, "progress", jetstream.ConsumerOptions{Start: jetstream.StartAtSeq(3), AckWait: 400 * time.Millisecond})
 			ds, _ := fetchIDs(t, c, 1, 2*time.Second, false)
 			start := time.Now()
 			for range 3 { // 3 x 250 ms is well past one AckWait
@@ -218,11 +210,7 @@ func TestRedeliveryAndAcks(t *testing.T) {
 		})
 
 		t.Run("term", func(t *testing.T) {
-			c, err := st.Consumer(ctx, "term", jetstream.ConsumerOptions{Start: jetstream.StartAtSeq(3), AckWait: 200 * time.Millisecond})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Stop()
+			c := consumer(t, ctx, st, "term", jetstream.ConsumerOptions{Start: jetstream.StartAtSeq(3), AckWait: 200 * time.Millisecond})
 			ds, _ := fetchIDs(t, c, 1, 2*time.Second, false)
 			if err := ds[0].Term("bad payload"); err != nil {
 				t.Fatal(err)
@@ -239,11 +227,7 @@ func TestMaxDeliverDeadLetter(t *testing.T) {
 		ctx := ctxT(t, 20*time.Second)
 		publishN(t, st, "m", 3, 5)
 		backoff := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond}
-		c, err := st.Consumer(ctx, "worker", jetstream.ConsumerOptions{AckWait: time.Minute, MaxDeliver: 3, BackOff: backoff})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Stop()
+		c := consumer(t, ctx, st, "worker", jetstream.ConsumerOptions{AckWait: time.Minute, MaxDeliver: 3, BackOff: backoff})
 		in, err := c.Info(ctx)
 		if err != nil || in.AckWait != backoff[0] || in.MaxDeliver != 3 {
 			t.Fatalf("BackOff[0] replaces AckWait: %+v %v", in, err)
@@ -319,11 +303,7 @@ func TestMoveDeadLetters(t *testing.T) {
 		if _, err := st.Publish(ctx, jetstream.Msg{ID: "poison", Data: []byte("body"), Header: map[string]string{"Aegis-Type": "t"}}); err != nil {
 			t.Fatal(err)
 		}
-		c, err := st.Consumer(ctx, "w", jetstream.ConsumerOptions{AckWait: 100 * time.Millisecond, MaxDeliver: 2})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Stop()
+		c := consumer(t, ctx, st, "w", jetstream.ConsumerOptions{AckWait: 100 * time.Millisecond, MaxDeliver: 2})
 		// Nak on the last delivery exhausts at once.
 		for range 2 {
 			ds, _ := fetchIDs(t, c, 1, 2*time.Second, false)
@@ -333,6 +313,7 @@ func TestMoveDeadLetters(t *testing.T) {
 			_ = ds[0].Nak(0)
 		}
 		var n int
+		var err error
 		for deadline := time.Now().Add(3 * time.Second); n == 0 && time.Now().Before(deadline); {
 			if n, err = c.MoveDeadLetters(ctx, dlq, 10, 500*time.Millisecond); err != nil {
 				t.Fatal(err)

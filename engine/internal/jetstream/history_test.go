@@ -24,6 +24,29 @@ func readSeqs(t *testing.T, st *jetstream.Stream, o jetstream.ReadOptions) ([]ui
 	return seqs, err
 }
 
+// readCase is a read of a stream and the sequences it should read.
+type readCase struct {
+	name string
+	o    jetstream.ReadOptions
+	want []uint64
+}
+
+// checkReads runs each read on st in a subtest of its own.
+func checkReads(t *testing.T, st *jetstream.Stream, tests []readCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := readSeqs(t, st, tt.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("read %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 func seqRange(from, to uint64) []uint64 {
 	var out []uint64
 	for s := from; s <= to; s++ {
@@ -43,11 +66,7 @@ func TestRead(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tests := []struct {
-			name string
-			o    jetstream.ReadOptions
-			want []uint64
-		}{
+		checkReads(t, st, []readCase{
 			{name: "from the start", want: seqRange(1, 10)},
 			{name: "from a sequence", o: jetstream.ReadOptions{Start: jetstream.StartAtSeq(4)}, want: seqRange(4, 10)},
 			{name: "from sequence 0", o: jetstream.ReadOptions{Start: jetstream.StartAtSeq(0)}, want: seqRange(1, 10)},
@@ -62,18 +81,7 @@ func TestRead(t *testing.T) {
 			{name: "after the last event", o: jetstream.ReadOptions{Start: jetstream.StartAfterEvent("m-9")}, want: nil},
 			{name: "after an event until", o: jetstream.ReadOptions{Start: jetstream.StartAfterEvent("m-0"), Until: 2}, want: []uint64{2}},
 			{name: "new", o: jetstream.ReadOptions{Start: jetstream.StartNew()}, want: nil},
-		}
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				got, err := readSeqs(t, st, tt.o)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !slices.Equal(got, tt.want) {
-					t.Errorf("read %v, want %v", got, tt.want)
-				}
-			})
-		}
+		})
 
 		t.Run("unknown event", func(t *testing.T) {
 			_, err := readSeqs(t, st, jetstream.ReadOptions{Start: jetstream.StartAfterEvent("nope")})
@@ -147,27 +155,12 @@ func TestReadEmptyAndTrimmed(t *testing.T) {
 			t.Fatalf("read after an event of an empty stream: %v, want ErrEventNotFound", err)
 		}
 		publishN(t, st, "m", 12, 10) // keeps m-7..m-11 at sequences 8..12
-		tests := []struct {
-			name string
-			o    jetstream.ReadOptions
-			want []uint64
-		}{
+		checkReads(t, st, []readCase{
 			{name: "all", want: seqRange(8, 12)},
 			{name: "from a removed sequence", o: jetstream.ReadOptions{Start: jetstream.StartAtSeq(2)}, want: seqRange(8, 12)},
 			{name: "a removed window", o: jetstream.ReadOptions{Start: jetstream.StartAtSeq(2), Until: 6}, want: nil},
 			{name: "a window across the cut", o: jetstream.ReadOptions{Start: jetstream.StartAtSeq(6), Until: 9}, want: []uint64{8, 9}},
-		}
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				got, err := readSeqs(t, st, tt.o)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !slices.Equal(got, tt.want) {
-					t.Errorf("read %v, want %v", got, tt.want)
-				}
-			})
-		}
+		})
 		if _, err := readSeqs(t, st, jetstream.ReadOptions{Start: jetstream.StartAfterEvent("m-1")}); !errors.Is(err, jetstream.ErrEventNotFound) {
 			t.Fatalf("read after a removed event: %v, want ErrEventNotFound", err)
 		}

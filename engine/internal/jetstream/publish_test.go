@@ -58,11 +58,7 @@ func TestEventRoundTrip(t *testing.T) {
 		if _, err := st.Publish(ctx, jetstream.Msg{ID: ev.ID.String(), Data: body, Header: map[string]string{"Aegis-Type": string(ev.Type)}}); err != nil {
 			t.Fatal(err)
 		}
-		c, err := st.Consumer(ctx, "reader", jetstream.ConsumerOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Stop()
+		c := consumer(t, ctx, st, "reader", jetstream.ConsumerOptions{})
 		ds, err := c.Fetch(ctx, 10)
 		if err != nil || len(ds) != 1 {
 			t.Fatalf("fetch: %d, %v", len(ds), err)

@@ -228,15 +228,7 @@ func TestDurableErrors(t *testing.T) {
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := parse(t, dir, tc.text, nil)
-			if m != nil || err == nil {
-				t.Fatalf("Parse succeeded; want errors:\n%s", strings.Join(tc.want, "\n"))
-			}
-			want := make([]string, len(tc.want))
-			for i, w := range tc.want {
-				want[i] = "pipeline.yaml:" + w
-			}
-			checkErrors(t, err, want)
+			checkParseErrors(t, dir, tc.text, tc.want)
 		})
 	}
 }

@@ -941,6 +941,21 @@ func checkErrors(t *testing.T, err error, want []string) {
 	}
 }
 
+// checkParseErrors checks that parsing text fails with the errors want, as
+// checkErrors does; want leaves out the file name before the line.
+func checkParseErrors(t *testing.T, dir, text string, want []string) {
+	t.Helper()
+	m, err := parse(t, dir, text, nil)
+	if m != nil || err == nil {
+		t.Fatalf("Parse succeeded; want errors:\n%s", strings.Join(want, "\n"))
+	}
+	full := make([]string, len(want))
+	for i, w := range want {
+		full[i] = "pipeline.yaml:" + w
+	}
+	checkErrors(t, err, full)
+}
+
 func TestSHA256(t *testing.T) {
 	dir := t.TempDir()
 	content := []byte("\x00asm\x01\x00\x00\x00")
