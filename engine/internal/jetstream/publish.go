@@ -80,11 +80,20 @@ func (s *Stream) Publish(ctx context.Context, m Msg) (PubAck, error) {
 		return PubAck{}, fmt.Errorf("channel[%s] msg[%s]: %w", s.channel, m.ID, err)
 	}
 	var pa *jetstream.PubAck
+	var noResponder error // the last "no responders" answer
 	giveUp := time.Now().Add(noResponderFor)
 	for {
 		pa, err = s.c.js.PublishMsg(ctx, nm, jetstream.WithRetryAttempts(0))
+		if err != nil && ctx.Err() != nil && noResponder != nil {
+			// The context ended while waiting for a stream to answer:
+			// what is known is that none did.
+			err = noResponder
+		}
 		if err == nil || ctx.Err() != nil {
 			break
+		}
+		if errors.Is(err, jetstream.ErrNoStreamResponse) {
+			noResponder = err
 		}
 		wait := time.Duration(0)
 		switch {
