@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -46,6 +47,48 @@ func TestDurableHistoryAfterIDNotFound(t *testing.T) {
 	got, err = e.History("empty", engine.HistoryQuery{})
 	if err != nil || got == nil || len(got) != 0 {
 		t.Fatalf("History of an empty channel: %v, %v; want an empty slice", got, err)
+	}
+}
+
+// AfterSeq cuts a persistent channel's history after a sequence number,
+// the oldest retained after it when retention removed it, together with
+// AfterID the later cut; an in-memory channel refuses it.
+func TestDurableHistoryAfterSeq(t *testing.T) {
+	e := openDurable(t, t.TempDir())
+	psCreate(t, e, "count", engine.ChannelConfig{Persistent: true, Retention: engine.Retention{MaxEvents: 4}})
+	evs := durEvents(6) // sequences 1 to 6; 3 to 6 retained
+	for _, ev := range evs {
+		if err := e.Publish(ctxFor(t, 10*time.Second), "count", ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		name string
+		q    engine.HistoryQuery
+		want []engine.Event
+	}{
+		{"after 4", engine.HistoryQuery{AfterSeq: 4}, evs[4:]},
+		{"after an evicted one", engine.HistoryQuery{AfterSeq: 1}, evs[2:]},
+		{"after the last", engine.HistoryQuery{AfterSeq: 6}, nil},
+		{"past the end", engine.HistoryQuery{AfterSeq: 100}, nil},
+		{"with a later AfterID", engine.HistoryQuery{AfterSeq: 3, AfterID: evs[4].ID}, evs[5:]},
+		{"with an earlier AfterID", engine.HistoryQuery{AfterSeq: 5, AfterID: evs[2].ID}, evs[5:]},
+		{"with a limit", engine.HistoryQuery{AfterSeq: 2, Limit: 2}, evs[4:]},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := e.History("count", tt.q)
+			if err != nil || got == nil || !slices.Equal(ids(got), ids(tt.want)) {
+				t.Fatalf("got %v, %v; want %v", ids(got), err, ids(tt.want))
+			}
+		})
+	}
+	mem := engine.New(engine.Config{})
+	defer mem.Close()
+	if err := mem.CreateChannel("m", engine.ChannelConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mem.History("m", engine.HistoryQuery{AfterSeq: 1}); !errors.Is(err, engine.ErrUnsupported) {
+		t.Fatalf("in memory: %v, want ErrUnsupported", err)
 	}
 }
 

@@ -468,6 +468,9 @@ func (e *Engine) History(channel string, q HistoryQuery) ([]Event, error) {
 		}
 		return events, nil
 	}
+	if q.AfterSeq != 0 {
+		return nil, channelErr(channel, fmt.Errorf("history: %w: after a sequence number needs a persistent channel", ErrUnsupported))
+	}
 	events, err := c.hist.query(q, e.now().UnixNano())
 	if err != nil {
 		return nil, channelErr(channel, fmt.Errorf("after event %s: %w", q.AfterID, err))

@@ -22,6 +22,13 @@ type HistoryQuery struct {
 	// retains that event, the query fails with [ErrEventNotFound] rather than
 	// silently replaying everything.
 	AfterID EventID
+	// AfterSeq selects, on a persistent channel, the events stored after
+	// the one with this sequence number in the channel (1 is the first
+	// event ever published to it; a [DeliveryInfo] and a dead letter's
+	// [MetaErrorSeq] carry it), or the oldest retained after it. In-memory
+	// channels number nothing and refuse it with [ErrUnsupported]. With
+	// AfterID as well, the later of the two cuts.
+	AfterSeq uint64
 	// Filter selects events; nil selects all.
 	Filter EventFilter
 }

@@ -28,8 +28,8 @@ const (
 )
 
 // historyDurable answers q from the channel's stream, with the same
-// meaning as the in-memory history: AfterID cuts the stream after that
-// event (in stream order), After and Filter select, Limit keeps the newest,
+// meaning as the in-memory history: AfterID and AfterSeq cut the stream
+// after that event (in stream order), After and Filter select, Limit keeps the newest,
 // oldest first. It reads the stream as it was when the query began.
 //
 // Without a Limit it reads forward from the cut, a window at a time. With
@@ -56,6 +56,9 @@ func (c *channel) historyDurable(q HistoryQuery) ([]Event, error) {
 			return nil, durableErr(err)
 		}
 		lo = max(lo, seq+1)
+	}
+	if q.AfterSeq > 0 {
+		lo = max(lo, q.AfterSeq+1)
 	}
 	if in.Msgs == 0 || lo > hi {
 		return []Event{}, nil
