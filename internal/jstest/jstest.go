@@ -26,6 +26,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -74,19 +75,34 @@ func FreePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
+// serverBinary is the path of the nats-server binary, built once per
+// process. On a cold build cache the build takes minutes on a small
+// machine, longer than a cluster's start may: it has its own, generous
+// deadline rather than Start's (the test task builds it before the tests,
+// so this is a fallback).
+var serverBinary = sync.OnceValues(func() (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "go", "tool", "-n", "nats-server").Output()
+	if err != nil {
+		return "", fmt.Errorf("go tool -n nats-server: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+})
+
 // Start starts a cluster of [Size] nodes with their stores and logs under
 // dir, and waits, until ctx is done, until it is [Cluster.WaitReady]. On
 // failure it stops what it started and the error ends with the log of the
 // node that failed, when one did.
 func Start(ctx context.Context, dir string) (*Cluster, error) {
-	out, err := exec.CommandContext(ctx, "go", "tool", "-n", "nats-server").Output()
+	bin, err := serverBinary()
 	if err != nil {
-		return nil, fmt.Errorf("go tool -n nats-server: %w", err)
+		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	c := &Cluster{dir: dir, bin: strings.TrimSpace(string(out))}
+	c := &Cluster{dir: dir, bin: bin}
 	ports, err := FreePorts(3 * Size)
 	if err != nil {
 		return nil, err
