@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -244,21 +243,23 @@ func undecodableEvent(channel string, m *jetstream.Delivery, why error) Event {
 		// The same on every delivery, so that a persistent dead-letter
 		// channel stores it once; the time tells apart the messages of a
 		// channel deleted and made again.
-		h := sha256.Sum256(fmt.Appendf(nil, "aegis.undecodable\x00%s\x00%d\x00%d", channel, m.Seq, m.Time.UnixNano()))
-		copy(ev.ID[:], h[:16])
-		ev.ID[6] = ev.ID[6]&0x0f | 0x80 // UUID version 8: made up by the application
-		ev.ID[8] = ev.ID[8]&0x3f | 0x80 // RFC 9562 variant
+		ev.ID = hashID(fmt.Appendf(nil, "aegis.undecodable\x00%s\x00%d\x00%d", channel, m.Seq, m.Time.UnixNano()))
 	}
 	if m.Time.IsZero() {
 		ev.Time = 0
 	}
-	ev.Metadata = map[string]string{
-		MetaError:           "undecodable event: " + why.Error(),
-		MetaErrorChannel:    channel,
-		MetaErrorSeq:        strconv.FormatUint(m.Seq, 10),
-		MetaErrorDeliveries: strconv.Itoa(m.Delivered),
-	}
+	ev.Metadata = map[string]string{}
+	setErrorMeta(ev.Metadata, "undecodable event: "+why.Error(), channel, m)
 	return ev
+}
+
+// setErrorMeta records in meta why the message m of channel is dead, and
+// where it was.
+func setErrorMeta(meta map[string]string, why, channel string, m *jetstream.Delivery) {
+	meta[MetaError] = why
+	meta[MetaErrorChannel] = channel
+	meta[MetaErrorSeq] = strconv.FormatUint(m.Seq, 10)
+	meta[MetaErrorDeliveries] = strconv.Itoa(m.Delivered)
 }
 
 // undecodable deals with a delivered message that is not an event (why):
@@ -486,10 +487,7 @@ func (d *durableSub) moveDeadLetter(ctx context.Context, dl *jetstream.DeadLette
 		if ev.Metadata == nil {
 			ev.Metadata = map[string]string{}
 		}
-		ev.Metadata[MetaError] = dl.Reason
-		ev.Metadata[MetaErrorChannel] = d.s.ch.name
-		ev.Metadata[MetaErrorSeq] = strconv.FormatUint(dl.Seq, 10)
-		ev.Metadata[MetaErrorDeliveries] = strconv.Itoa(dl.Deliveries)
+		setErrorMeta(ev.Metadata, dl.Reason, d.s.ch.name, m)
 	}
 	if o.DeadLetter == "" {
 		log.Warn("event given up on; it stays in the channel (no dead-letter channel)", "event", ev.ID, "reason", dl.Reason)
