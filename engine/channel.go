@@ -39,16 +39,19 @@ type channel struct {
 }
 
 func newChannel(eng *Engine, name string, cfg ChannelConfig) *channel {
+	r := cfg.Retention
+	if cfg.Persistent {
+		// The stream is the history, and its retention the stream's: an
+		// in-memory ring of MaxEvents would only be allocated to go unused.
+		r = Retention{}
+	}
 	c := &channel{
 		name:    name,
 		cfg:     cfg,
 		eng:     eng,
 		created: eng.now(),
-		hist:    newHistory(cfg.Retention),
+		hist:    newHistory(r),
 		deleted: make(chan struct{}),
-	}
-	if cfg.Persistent {
-		c.hist = newHistory(Retention{}) // the stream is the history
 	}
 	c.subs.Store(&[]*Subscription{})
 	return c
