@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/aegis-streaming/aegis/internal/jsonstr"
 	"github.com/valyala/fastjson"
 )
 
@@ -157,7 +158,7 @@ func Functions(emitType string, fns ...AggregateFunction) (Aggregator, error) {
 			return nil, fmt.Errorf("%s: name %q is already used in the result", what, bf.as)
 		}
 		names[bf.as] = true
-		bf.member = appendJSONString([]byte{','}, bf.as)
+		bf.member = jsonstr.Append([]byte{','}, bf.as)
 		bf.member = append(bf.member, ':')
 		f.size += 1 + bf.fn.stateSize()
 		f.fns = append(f.fns, bf)
@@ -403,7 +404,7 @@ func (f *functions) Finish(ctx context.Context, key string, acc []byte, w Window
 	}
 	b := make([]byte, 0, 96+len(key)+24*len(f.fns))
 	b = append(b, `{"key":`...)
-	b = appendJSONString(b, key)
+	b = jsonstr.Append(b, key)
 	b = append(b, `,"window_start":"`...)
 	b = time.Unix(0, w.Start).UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","window_end":"`...)
@@ -465,45 +466,6 @@ func appendJSONFloat(b []byte, f float64) []byte {
 		}
 	}
 	return b
-}
-
-// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes
-// U+FFFD, as in encoding/json.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c >= 0x20 && c != '"' && c != '\\':
-				b = append(b, c)
-			case c == '"' || c == '\\':
-				b = append(b, '\\', c)
-			case c == '\n':
-				b = append(b, '\\', 'n')
-			case c == '\r':
-				b = append(b, '\\', 'r')
-			case c == '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-		default:
-			b = append(b, s[i:i+size]...)
-		}
-		i += size
-	}
-	return append(b, '"')
 }
 
 const accVersion = 1

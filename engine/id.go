@@ -49,6 +49,14 @@ func DerivedEventID(step string, from EventID, n int) EventID {
 	return hashID(b)
 }
 
+// HashEventID is the ID of the event that b names: a version 8 UUID of
+// the first 128 bits of SHA-256 over b. A source that can read the same
+// input again (a database change at its position, a line of a file) names
+// its events by what they are, so that a persistent channel recognises a
+// second reading as a duplicate. b should begin with a prefix of the
+// source's own, so that two sources never name different events alike.
+func HashEventID(b []byte) EventID { return hashID(b) }
+
 // hashID makes a version 8 UUID of the first 128 bits of SHA-256 over b.
 func hashID(b []byte) EventID {
 	sum := sha256.Sum256(b)

@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
+
+	"github.com/aegis-streaming/aegis/internal/atomicfile"
 )
 
 // positionFile keeps a source's last acknowledged position across runs:
@@ -41,26 +42,10 @@ func (f *positionFile) load() ([]byte, error) {
 // check makes sure that the position can be saved: that the directory
 // exists or can be made, and takes new files.
 func (f *positionFile) check() error {
-	tmp, err := f.temp()
-	if err != nil {
-		return err
+	if err := atomicfile.Check(f.path); err != nil {
+		return fmt.Errorf("position file: %w", err)
 	}
-	tmp.Close()
-	return os.Remove(tmp.Name())
-}
-
-// temp makes a new file beside the position file, making the directory if
-// needed.
-func (f *positionFile) temp() (*os.File, error) {
-	dir := filepath.Dir(f.path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("position file: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, filepath.Base(f.path)+".*")
-	if err != nil {
-		return nil, fmt.Errorf("position file: %w", err)
-	}
-	return tmp, nil
+	return nil
 }
 
 // save replaces the stored position.
@@ -69,30 +54,8 @@ func (f *positionFile) save(pos []byte) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := f.temp()
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(append(b, '\n'))
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), f.path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
+	if err := atomicfile.Write(f.path, append(b, '\n')); err != nil {
 		return fmt.Errorf("position file: %w", err)
-	}
-	if d, err := os.Open(filepath.Dir(f.path)); err == nil {
-		err = d.Sync()
-		d.Close()
-		if err != nil {
-			return fmt.Errorf("position file: %w", err)
-		}
 	}
 	return nil
 }

@@ -9,13 +9,13 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/aegis-streaming/aegis/cmd/aegis-host/internal/manifest"
 	"github.com/aegis-streaming/aegis/engine"
+	"github.com/aegis-streaming/aegis/internal/atomicfile"
 )
 
 // Persistent channels.
@@ -155,28 +155,7 @@ func recordChannels(m *manifest.Manifest) error {
 		return nil
 	}
 	names := slices.Sorted(maps.Keys(rec))
-	path := channelsRecord(m)
-	// The embedded store made the data directory; with a cluster it may
-	// not exist yet.
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".persistent-channels-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.WriteString(strings.Join(names, "\n") + "\n")
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	return err
+	return atomicfile.Write(channelsRecord(m), []byte(strings.Join(names, "\n")+"\n"))
 }
 
 // channelConfig is the engine's configuration of a manifest channel.
