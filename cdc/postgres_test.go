@@ -324,7 +324,7 @@ func TestPostgresResume(t *testing.T) {
 	for i := range 10 {
 		exec(t, db, `INSERT INTO items VALUES ($1)`, i)
 	}
-	first := readEvents(t, s, 4, true)  // acknowledged
+	first := readEvents(t, s, 4, true)   // acknowledged
 	second := readEvents(t, s, 3, false) // read, not acknowledged
 	time.Sleep(200 * time.Millisecond)   // a status update
 	s.Close()
