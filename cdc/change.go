@@ -296,11 +296,14 @@ const (
 // "database.schema.table", its time the commit time, its ID id, its
 // metadata the change's plus the cdc.* keys above, and its data a JSON
 // document shaped like Debezium's envelope (see [ChangeEvent.AppendJSON]).
+//
+// The rows' values must be valid JSON (as the sources make them, and
+// [Row.UnmarshalJSON] keeps them): they are written as they are, unchecked.
 func (c *ChangeEvent) Event(id engine.EventID) (engine.Event, error) {
-	data, err := engine.JSONData(c.AppendJSON(make([]byte, 0, 256)))
-	if err != nil {
-		return engine.Event{}, fmt.Errorf("cdc: %s change of %s: %w", c.Type, c.Source.QualifiedTable(), err)
-	}
+	// Every part is valid JSON by construction: names and strings go
+	// through jsonstr, values are checked where they are made. Checking
+	// the document again cost a fifth of the PostgreSQL source's time.
+	data := engine.TrustedJSONData(c.AppendJSON(make([]byte, 0, 256)))
 	meta := make(map[string]string, len(c.Metadata)+6)
 	for k, v := range c.Metadata {
 		meta[k] = v

@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
@@ -98,15 +100,11 @@ func encodeBool(b, text []byte) ([]byte, error) {
 }
 
 func encodeInteger(b, text []byte) ([]byte, error) {
-	if len(text) == 0 {
-		return b, fmt.Errorf("integer value is empty")
+	v, err := strconv.ParseInt(string(text), 10, 64)
+	if err != nil {
+		return b, fmt.Errorf("integer value %q: not an integer", text)
 	}
-	for i, c := range text {
-		if (c < '0' || c > '9') && !(i == 0 && c == '-' && len(text) > 1) {
-			return b, fmt.Errorf("integer value %q: not an integer", text)
-		}
-	}
-	return append(b, text...), nil
+	return strconv.AppendInt(b, v, 10), nil
 }
 
 // encodeNumber writes float and numeric values as JSON numbers, exactly as
@@ -118,10 +116,47 @@ func encodeNumber(b, text []byte) ([]byte, error) {
 	case "NaN", "Infinity", "-Infinity":
 		return jsonstr.Append(b, string(text)), nil
 	}
-	if !json.Valid(text) {
+	if !isNumber(text) {
 		return b, fmt.Errorf("number value %q: not a number", text)
 	}
 	return append(b, text...), nil
+}
+
+// isNumber reports whether b is a JSON number:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func isNumber(b []byte) bool {
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	digits := func() int {
+		n := 0
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	start := i
+	if n := digits(); n == 0 || n > 1 && b[start] == '0' {
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(b)
 }
 
 func encodeJSON(b, text []byte) ([]byte, error) {
@@ -173,10 +208,19 @@ func appendTime(b []byte, t time.Time) []byte {
 // infiniteOr writes PostgreSQL's infinite timestamps, and timestamps
 // outside RFC 3339's years (BC, or past 9999), as their text.
 func infiniteOr(b []byte, s string, err error) ([]byte, error) {
-	if s == "infinity" || s == "-infinity" || len(s) > 3 && s[len(s)-3:] == " BC" || len(s) > 4 && s[4] != '-' {
+	if s == "infinity" || s == "-infinity" || strings.HasSuffix(s, " BC") && len(s) > 10 && s[4] == '-' || farYear(s) {
 		return jsonstr.Append(b, s), nil
 	}
 	return b, fmt.Errorf("timestamp value %q: %w", s, err)
+}
+
+// farYear reports whether s begins with a year of five digits or more.
+func farYear(s string) bool {
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	return i > 4 && i < len(s) && s[i] == '-'
 }
 
 // encodeBytea writes bytea's hex text form (\x0102ff) as standard base64.

@@ -554,10 +554,43 @@ func (s *Postgres) run(db *pgx.Conn, repl *pgconn.PgConn, snap *snapshotPlan) {
 	}
 	db.Close(ctx)
 	backoff := 100 * time.Millisecond
+	wait := func(err error) bool {
+		s.log.Warn("replication connection lost: reconnecting", "error", err, "in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-s.done:
+			return false
+		}
+		backoff = min(2*backoff, 10*time.Second)
+		return true
+	}
 	for {
+		if repl == nil {
+			var err error
+			repl, err = connectReplication(ctx, s.cfg.DSN)
+			if err != nil {
+				if s.closing() {
+					s.finish(nil)
+					return
+				}
+				if permanent(err) {
+					s.finish(err)
+					return
+				}
+				if !wait(err) {
+					s.finish(nil)
+					return
+				}
+				continue
+			}
+			s.mu.Lock()
+			s.conn = repl
+			s.mu.Unlock()
+		}
 		began := time.Now()
 		err := s.stream(ctx, repl, st)
 		s.goodbye(repl)
+		repl = nil
 		if s.closing() || errors.Is(err, errClosed) {
 			s.finish(nil)
 			return
@@ -569,26 +602,10 @@ func (s *Postgres) run(db *pgx.Conn, repl *pgconn.PgConn, snap *snapshotPlan) {
 		if time.Since(began) > 30*time.Second {
 			backoff = 100 * time.Millisecond
 		}
-		s.log.Warn("replication connection lost: reconnecting", "error", err, "in", backoff)
-		select {
-		case <-time.After(backoff):
-		case <-s.done:
+		if !wait(err) {
 			s.finish(nil)
 			return
 		}
-		backoff = min(2*backoff, 10*time.Second)
-		repl, err = connectReplication(ctx, s.cfg.DSN)
-		if err != nil {
-			if permanent(err) {
-				s.finish(err)
-				return
-			}
-			repl = nil
-			continue
-		}
-		s.mu.Lock()
-		s.conn = repl
-		s.mu.Unlock()
 	}
 }
 
@@ -666,12 +683,15 @@ func (s *Postgres) send(ctx context.Context, repl *pgconn.PgConn, events []engin
 	}
 }
 
-// addMark records a position to confirm once the events so far are
+// flushDelay is how long the stream waits for more of the server's
+// messages before it hands on a batch that is not full.
+const flushDelay = 200 * time.Microsecond
+
+// addMarks records positions to confirm once the events before each are
 // acknowledged.
-func (s *Postgres) addMark(m mark) {
+func (s *Postgres) addMarks(ms []mark) {
 	s.mu.Lock()
-	m.upTo = s.emitted
-	s.marks = append(s.marks, m)
+	s.marks = append(s.marks, ms...)
 	snapshot := s.confirmMarks()
 	s.mu.Unlock()
 	if snapshot {
@@ -679,6 +699,12 @@ func (s *Postgres) addMark(m mark) {
 		// it is complete as soon as it is read.
 		s.Ack(context.Background(), s.ackedCount())
 	}
+}
+
+func (s *Postgres) emittedCount() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.emitted
 }
 
 func (s *Postgres) ackedCount() uint64 {
@@ -776,7 +802,7 @@ func (s *Postgres) snapshot(ctx context.Context, db *pgx.Conn, plan *snapshotPla
 	if err := s.send(ctx, nil, batch); err != nil {
 		return err
 	}
-	s.addMark(mark{lsn: plan.at, snapshot: true})
+	s.addMarks([]mark{{upTo: s.emittedCount(), lsn: plan.at, snapshot: true}})
 	return nil
 }
 
@@ -839,13 +865,23 @@ func (s *Postgres) stream(ctx context.Context, repl *pgconn.PgConn, st *streamSt
 	if database == "" {
 		database = dbName(s.cfg.DSN)
 	}
+	// Transactions' marks wait with the batch: a mark is pushed once the
+	// events before it are handed on.
+	var marks []mark
+	emitted := s.emittedCount()
 	flush := func() error {
-		if len(batch) == 0 {
-			return nil
+		if len(batch) > 0 {
+			if err := s.send(ctx, repl, batch); err != nil {
+				return err
+			}
+			emitted += uint64(len(batch))
+			batch = make([]engine.Event, 0, s.cfg.BatchSize)
 		}
-		err := s.send(ctx, repl, batch)
-		batch = make([]engine.Event, 0, s.cfg.BatchSize)
-		return err
+		if len(marks) > 0 {
+			s.addMarks(marks)
+			marks = marks[:0]
+		}
+		return nil
 	}
 	for {
 		if s.closing() {
@@ -858,11 +894,23 @@ func (s *Postgres) stream(ctx context.Context, repl *pgconn.PgConn, st *streamSt
 			s.saveConfirmed()
 			nextState = time.Now().Add(s.cfg.StatusInterval)
 		}
-		repl.Conn().SetReadDeadline(nextState)
+		deadline := nextState
+		if len(batch) > 0 || len(marks) > 0 {
+			// A batch goes as soon as the server pauses, or when full:
+			// under a stream of small transactions, batches fill up
+			// instead of going one transaction at a time.
+			if t := time.Now().Add(flushDelay); t.Before(deadline) {
+				deadline = t
+			}
+		}
+		repl.Conn().SetReadDeadline(deadline)
 		raw, err := repl.ReceiveMessage(context.Background())
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() && !repl.IsClosed() {
+				if err := flush(); err != nil {
+					return err
+				}
 				continue
 			}
 			if s.closing() {
@@ -888,7 +936,7 @@ func (s *Postgres) stream(ctx context.Context, repl *pgconn.PgConn, st *streamSt
 			if err != nil {
 				return fmt.Errorf("keepalive: %w", err)
 			}
-			if !inTx {
+			if !inTx && len(batch) == 0 && len(marks) == 0 {
 				s.idle(uint64(ka.ServerWALEnd))
 			}
 			if ka.ReplyRequested {
@@ -918,13 +966,10 @@ func (s *Postgres) stream(ctx context.Context, repl *pgconn.PgConn, st *streamSt
 			inTx, tx, txTime, txID = true, Position{LSN: uint64(m.FinalLSN)}, m.CommitTime, m.Xid
 			continue
 		case *pglogrepl.CommitMessage:
-			if err := flush(); err != nil {
-				return err
-			}
 			inTx = false
 			if uint64(m.CommitLSN) > st.lastMark {
 				st.lastMark = uint64(m.CommitLSN)
-				s.addMark(mark{lsn: uint64(m.TransactionEndLSN)})
+				marks = append(marks, mark{upTo: emitted + uint64(len(batch)), lsn: uint64(m.TransactionEndLSN)})
 			}
 			continue
 		case *pglogrepl.InsertMessage:

@@ -27,7 +27,7 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, &pg)) }
 var dbSeq atomic.Int64
 
 // newDB creates a database for the test and runs setup in it.
-func newDB(t *testing.T, setup ...string) (dsn, name string) {
+func newDB(t testing.TB, setup ...string) (dsn, name string) {
 	t.Helper()
 	ctx := context.Background()
 	name = fmt.Sprintf("t%d_%d", os.Getpid(), dbSeq.Add(1))
@@ -41,7 +41,7 @@ func newDB(t *testing.T, setup ...string) (dsn, name string) {
 	return dsn, name
 }
 
-func exec(t *testing.T, db, sql string, args ...any) {
+func exec(t testing.TB, db, sql string, args ...any) {
 	t.Helper()
 	if err := pg.Exec(context.Background(), db, sql, args...); err != nil {
 		t.Fatalf("%s: %v", sql, err)

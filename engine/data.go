@@ -118,6 +118,12 @@ func JSONData(raw []byte) (EventData, error) {
 	return EventData{kind: KindJSON, raw: raw}, nil
 }
 
+// TrustedJSONData returns a JSON document value without checking it, for
+// encoders that write JSON themselves on a hot path (the CDC sources): the
+// caller guarantees that raw is one valid JSON value in UTF-8, as
+// [JSONData] would check. The slice is kept, not copied.
+func TrustedJSONData(raw []byte) EventData { return EventData{kind: KindJSON, raw: raw} }
+
 // MustJSONData is [JSONData] for documents known to be valid, such as
 // literals in tests; it panics on invalid JSON.
 func MustJSONData(raw string) EventData {
