@@ -60,11 +60,7 @@ func open(t *testing.T, dsn string, cfg cdc.PostgresConfig) *cdc.Postgres {
 
 func tryOpen(t *testing.T, dsn string, cfg cdc.PostgresConfig) (*cdc.Postgres, error) {
 	t.Helper()
-	if cfg.Name == "" {
-		// Slots are the server's, not a database's: a name per database.
-		db, _, _ := strings.Cut(dsn[strings.LastIndex(dsn, "/")+1:], "?")
-		cfg.Name = "src_" + db
-	}
+	cfg.Name = sourceName(cfg.Name, dsn)
 	cfg.DSN = dsn
 	if cfg.StateFile == "" {
 		cfg.StateFile = filepath.Join(t.TempDir(), "state.json")
@@ -75,10 +71,39 @@ func tryOpen(t *testing.T, dsn string, cfg cdc.PostgresConfig) (*cdc.Postgres, e
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s, err := cdc.NewPostgres(ctx, cfg)
-	if err == nil {
-		t.Cleanup(func() { s.Close() })
-	}
+	t.Cleanup(func() {
+		if err == nil {
+			s.Close()
+		}
+		dropSlot(t, dsn, cfg)
+	})
 	return s, err
+}
+
+// dropSlot drops the source's slot, if any: the server has few.
+func dropSlot(t testing.TB, dsn string, cfg cdc.PostgresConfig) {
+	slot := cfg.Slot
+	if slot == "" {
+		slot = cdc.DefaultSlot(cfg.Name)
+	}
+	db, _, _ := strings.Cut(dsn[strings.LastIndex(dsn, "/")+1:], "?")
+	if err := pg.Exec(context.Background(), db, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`, slot); err != nil {
+		t.Logf("drop slot %s: %v", slot, err)
+	}
+}
+
+// sourceName makes a source's name unique to the test's database: slots
+// are the server's, not a database's, and tests run more than once
+// (-count) against one server.
+func sourceName(name, dsn string) string {
+	if name == "" {
+		name = "src"
+	}
+	db, _, _ := strings.Cut(dsn[strings.LastIndex(dsn, "/")+1:], "?")
+	if strings.HasSuffix(name, "_"+db) {
+		return name
+	}
+	return name + "_" + db
 }
 
 // read reads n events (acknowledging them when ack), failing the test if
@@ -480,20 +505,20 @@ func TestPostgresSetupErrors(t *testing.T) {
 	t.Run("slot dropped", func(t *testing.T) {
 		s := open(t, dsn, cdc.PostgresConfig{Name: "dropped", StateFile: state})
 		s.Close()
-		exec(t, db, `SELECT pg_drop_replication_slot('aegis_dropped')`)
+		exec(t, db, `SELECT pg_drop_replication_slot($1)`, "aegis_dropped_"+db)
 		_, err := tryOpen(t, dsn, cdc.PostgresConfig{Name: "dropped", StateFile: state})
-		if err == nil || !strings.Contains(err.Error(), "replication slot aegis_dropped is gone") || !strings.Contains(err.Error(), state) {
+		if err == nil || !strings.Contains(err.Error(), "replication slot aegis_dropped_"+db+" is gone") || !strings.Contains(err.Error(), state) {
 			t.Fatalf("err = %v", err)
 		}
 	})
 	t.Run("publication dropped", func(t *testing.T) {
 		s := open(t, dsn, cdc.PostgresConfig{Name: "pubdrop"})
-		exec(t, db, `DROP PUBLICATION aegis_pubdrop`)
+		exec(t, db, `DROP PUBLICATION `+"aegis_pubdrop_"+db)
 		exec(t, db, `INSERT INTO items VALUES (100)`)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		_, err := s.Read(ctx, nil, 10)
-		if err == nil || !strings.Contains(err.Error(), "publication aegis_pubdrop was dropped") {
+		if err == nil || !strings.Contains(err.Error(), "publication aegis_pubdrop_"+db+" was dropped") {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -543,7 +568,7 @@ func TestPostgresReconnect(t *testing.T) {
 
 func TestPostgresStatus(t *testing.T) {
 	dsn, db := newDB(t, `CREATE TABLE items (id int PRIMARY KEY)`)
-	cfg := cdc.PostgresConfig{Name: "status", DSN: dsn, StateFile: filepath.Join(t.TempDir(), "state.json"),
+	cfg := cdc.PostgresConfig{Name: sourceName("status", dsn), DSN: dsn, StateFile: filepath.Join(t.TempDir(), "state.json"),
 		Tables: []cdc.TableConfig{{Table: "items"}}, StatusInterval: 20 * time.Millisecond}
 	ctx := context.Background()
 	st, err := cdc.Status(ctx, cfg)
@@ -554,7 +579,7 @@ func TestPostgresStatus(t *testing.T) {
 	exec(t, db, `INSERT INTO items SELECT generate_series(1, 10)`)
 	read(t, s, 10, false)
 	st, err = cdc.Status(ctx, cfg)
-	if err != nil || !st.SlotExists || !st.Active || !st.PublicationExists || st.Slot != "aegis_status" ||
+	if err != nil || !st.SlotExists || !st.Active || !st.PublicationExists || st.Slot != "aegis_"+cfg.Name ||
 		strings.Join(st.Tables, ",") != "public.items" || st.Snapshot != "none" || st.LagBytes == 0 {
 		t.Fatalf("running, unacknowledged: %+v %v", st, err)
 	}
