@@ -330,7 +330,8 @@ type DebeziumConfig struct {
 	// Required.
 	Name string
 	// Config is how changes are batched and shaped. Without
-	// IncludeBefore, only deletes keep their before image.
+	// IncludeBefore, only deletes keep their before image (Tables'
+	// filters still see it).
 	Config
 	// Tables, when set, are the only tables whose changes pass, each with
 	// its types, columns and filter; none lets every change pass as it
@@ -467,7 +468,8 @@ func (in *debeziumIntake) reject(m Malformed) {
 // (without its surrounding white space): the same envelope read again (a
 // file read twice, a connector that delivers at least once) has the same
 // ID, so that a persistent channel written exactly-once stores it once.
-// Two identical envelopes are the same event.
+// Two identical envelopes are the same event; the same change written
+// with other white space or another order of members is another.
 type Debezium struct {
 	*debeziumIntake
 	input string
@@ -683,13 +685,14 @@ func (s *Debezium) Close() error {
 //
 // A request is a POST whose body is one envelope (which may span lines)
 // or newline-delimited envelopes, as application/json or
-// application/x-ndjson (either is accepted), of at most 16 MiB. Its valid
-// envelopes are queued for Read together, in their order, and the handler
-// answers only once the pipeline has acknowledged every one of them: a
-// client that gets a 200 knows its changes went through the pipeline (and
-// are durable, when the pipeline writes to a persistent channel). A client
-// that gives up before then gets no answer, but its queued changes still
-// flow. The answer is JSON:
+// application/x-ndjson (the Content-Type is not checked), of at most
+// [MaxDebeziumBody] bytes. Its valid envelopes are queued for Read
+// together, in their order, and the handler answers only once the
+// pipeline has acknowledged every one of them: a client that gets a 200
+// knows its changes went through the pipeline (and are durable, when the
+// pipeline writes to a persistent channel). A client that gives up before
+// then gets no answer, but its queued changes still flow. The answer is
+// JSON:
 //
 //	200 {"accepted": 3, "rejected": []}
 //	200 {"accepted": 2, "rejected": [{"line": 3, "error": "debezium envelope: ..."}]}

@@ -872,3 +872,34 @@ func (s *recordSink) events() []engine.Event {
 }
 
 func (s *recordSink) Close() error { return nil }
+
+func TestDebeziumHandlerFilterError(t *testing.T) {
+	h, srv := newHandler(t, cdc.DebeziumConfig{Tables: []cdc.TableConfig{{Table: "orders", Filter: `row.total < 100`}}})
+	go func() {
+		var n uint64
+		for {
+			events, err := h.Read(context.Background(), nil, 100)
+			if err != nil {
+				return
+			}
+			n += uint64(len(events))
+			h.Ack(context.Background(), n)
+		}
+	}()
+	body := pgEnvelope("c", "null", `{"id":1,"total":5}`) + "\n" + pgEnvelope("c", "null", `{"id":2,"total":null}`) + "\n" +
+		pgEnvelope("c", "null", `{"id":3,"total":500}`) + "\n" + strings.Replace(pgEnvelope("c", "null", `{"id":4}`), `"orders"`, `"other"`, 1)
+	r := post(srv.URL, "application/x-ndjson", body)
+	rejected, _ := r.body["rejected"].([]any)
+	if r.status != http.StatusOK || r.body["accepted"] != 3.0 || len(rejected) != 1 || rejected[0].(map[string]any)["line"] != 2.0 {
+		t.Errorf("response %d %v %v, want 200 with 3 accepted (one kept, two left out) and line 2 rejected", r.status, r.body, r.err)
+	}
+}
+
+func TestDebeziumHandlerReadHonoursContext(t *testing.T) {
+	h, _ := newHandler(t, cdc.DebeziumConfig{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := h.Read(ctx, nil, 10); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Read of an empty queue: %v, want the context's error", err)
+	}
+}
