@@ -299,7 +299,7 @@ const (
 //
 // The rows' values must be valid JSON (as the sources make them, and
 // [Row.UnmarshalJSON] keeps them): they are written as they are, unchecked.
-func (c *ChangeEvent) Event(id engine.EventID) (engine.Event, error) {
+func (c *ChangeEvent) Event(id engine.EventID) engine.Event {
 	// Every part is valid JSON by construction: names and strings go
 	// through jsonstr, values are checked where they are made. Checking
 	// the document again cost a fifth of the PostgreSQL source's time.
@@ -326,7 +326,7 @@ func (c *ChangeEvent) Event(id engine.EventID) (engine.Event, error) {
 	if !c.CommitTime.IsZero() {
 		t = c.CommitTime.UnixNano()
 	}
-	return engine.Event{ID: id, Type: c.Type.EventType(), Source: src, Time: t, Data: data, Metadata: meta}, nil
+	return engine.Event{ID: id, Type: c.Type.EventType(), Source: src, Time: t, Data: data, Metadata: meta}
 }
 
 // AppendJSON appends the change as a JSON document shaped like Debezium's

@@ -440,11 +440,7 @@ func (in *debeziumIntake) event(b []byte) (ev engine.Event, keep bool, bad, rule
 	}
 	id := make([]byte, 0, len(in.idPre)+len(b))
 	id = append(append(id, in.idPre...), b...)
-	ev, err = c.Event(engine.HashEventID(id))
-	if err != nil {
-		return ev, false, err, nil
-	}
-	return ev, true, nil, nil
+	return c.Event(engine.HashEventID(id)), true, nil, nil
 }
 
 // reject counts, logs and reports a malformed envelope.

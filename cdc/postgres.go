@@ -778,12 +778,7 @@ func (s *Postgres) snapshot(ctx context.Context, db *pgx.Conn, plan *snapshotPla
 			idb = append(idb, t...)
 			idb = append(idb, 0)
 			idb = row.AppendJSON(idb)
-			ev, err := c.Event(engine.HashEventID(idb))
-			if err != nil {
-				rr.Close()
-				return err
-			}
-			batch = append(batch, ev)
+			batch = append(batch, c.Event(engine.HashEventID(idb)))
 			if len(batch) == cap(batch) {
 				if err := s.send(ctx, nil, batch); err != nil {
 					rr.Close()
@@ -1016,11 +1011,7 @@ func (s *Postgres) stream(ctx context.Context, repl *pgconn.PgConn, st *streamSt
 			idb = append(idb[:0], s.idPre...)
 			idb = binary.BigEndian.AppendUint64(idb, c.Position.LSN)
 			idb = binary.BigEndian.AppendUint32(idb, c.Position.Index)
-			ev, err := c.Event(engine.HashEventID(idb))
-			if err != nil {
-				return err
-			}
-			batch = append(batch, ev)
+			batch = append(batch, c.Event(engine.HashEventID(idb)))
 			if len(batch) == cap(batch) {
 				if err := flush(); err != nil {
 					return err
