@@ -471,16 +471,9 @@ type Debezium struct {
 	input string
 	r     io.Reader
 
-	out      chan debeziumChunk
-	leftover []engine.Event
-	err      error // the end, once out is closed and drained
-	stop     chan struct{}
+	*chunks
+	stop chan struct{}
 	once     sync.Once
-}
-
-type debeziumChunk struct {
-	events []engine.Event
-	err    error
 }
 
 // NewDebezium returns a source of the envelopes in r; input names r in
@@ -491,7 +484,7 @@ func NewDebezium(r io.Reader, input string, cfg DebeziumConfig) (*Debezium, erro
 	if err != nil {
 		return nil, fmt.Errorf("cdc: debezium source %q: %w", cfg.Name, err)
 	}
-	s := &Debezium{debeziumIntake: in, input: input, r: r, out: make(chan debeziumChunk, 2), stop: make(chan struct{})}
+	s := &Debezium{debeziumIntake: in, input: input, r: r, chunks: newChunks(in.cfg.Config, 2), stop: make(chan struct{})}
 	go s.scan()
 	return s, nil
 }
@@ -499,13 +492,13 @@ func NewDebezium(r io.Reader, input string, cfg DebeziumConfig) (*Debezium, erro
 // scan reads and parses lines in its own goroutine, so that Read can
 // honour its context while the reader blocks.
 func (s *Debezium) scan() {
-	defer close(s.out)
+	defer close(s.ch)
 	br := bufio.NewReaderSize(s.r, 64<<10)
 	line := 0
 	var batch []engine.Event
 	send := func(err error) bool {
 		select {
-		case s.out <- debeziumChunk{batch, err}:
+		case s.ch <- chunk{batch, err}:
 			batch = nil
 			return true
 		case <-s.stop:
@@ -599,68 +592,7 @@ func (s *Debezium) scan() {
 // the last change it returns io.EOF (or the error that stopped the
 // source).
 func (s *Debezium) Read(ctx context.Context, dst []engine.Event, max int) ([]engine.Event, error) {
-	limit := len(dst) + min(max, s.cfg.BatchSize)
-	for len(s.leftover) == 0 {
-		if s.err != nil {
-			return dst, s.err
-		}
-		select {
-		case c, ok := <-s.out:
-			s.receive(c, ok)
-		case <-ctx.Done():
-			return dst, ctx.Err()
-		}
-	}
-	dst = s.take(dst, limit)
-	var timer <-chan time.Time
-	if s.cfg.BatchTimeout > 0 {
-		t := time.NewTimer(s.cfg.BatchTimeout)
-		defer t.Stop()
-		timer = t.C
-	}
-	for len(dst) < limit && s.err == nil {
-		select {
-		case c, ok := <-s.out:
-			s.receive(c, ok)
-			dst = s.take(dst, limit)
-			continue
-		default:
-		}
-		if timer == nil {
-			break
-		}
-		select {
-		case c, ok := <-s.out:
-			s.receive(c, ok)
-			dst = s.take(dst, limit)
-			continue
-		case <-timer:
-		case <-ctx.Done():
-		}
-		break
-	}
-	if len(s.leftover) == 0 && s.err != nil {
-		return dst, s.err
-	}
-	return dst, nil
-}
-
-func (s *Debezium) receive(c debeziumChunk, ok bool) {
-	switch {
-	case !ok:
-		s.err = io.EOF
-	case c.err != nil:
-		s.leftover, s.err = c.events, c.err
-	default:
-		s.leftover = c.events
-	}
-}
-
-func (s *Debezium) take(dst []engine.Event, limit int) []engine.Event {
-	n := min(len(s.leftover), limit-len(dst))
-	dst = append(dst, s.leftover[:n]...)
-	s.leftover = s.leftover[n:]
-	return dst
+	return s.chunks.read(ctx, dst, max)
 }
 
 // Malformed returns how many envelopes were malformed so far.

@@ -43,11 +43,9 @@ type Postgres struct {
 	keys  map[string][]string // schema.table: key columns
 	idPre []byte              // the prefix of the events' IDs
 
-	out      chan []engine.Event // producer -> Read
-	leftover []engine.Event
+	*chunks                // producer -> Read
 	done     chan struct{} // closed by Close
 	exited   chan struct{} // closed when the producer has ended
-	err      error         // why the producer ended (read after exited)
 	close    sync.Once
 
 	mu        sync.Mutex
@@ -134,7 +132,7 @@ func NewPostgres(ctx context.Context, cfg PostgresConfig) (_ *Postgres, err erro
 	}
 	s := &Postgres{
 		cfg: cfg, rules: rs, log: cfg.Logger.With("source", cfg.Name),
-		out: make(chan []engine.Event, 16), done: make(chan struct{}), exited: make(chan struct{}),
+		chunks: newChunks(cfg.Config, 16), done: make(chan struct{}), exited: make(chan struct{}),
 	}
 	db, err := pgx.Connect(ctx, cfg.DSN)
 	if err != nil {
@@ -401,66 +399,10 @@ func orNone(s string) string {
 }
 
 // Read returns the next changes, up to max (and the batch size), waiting
-// for the first; with a batch timeout, it waits that long for more.
+// for the first; with a batch timeout, it waits that long for more. After
+// an error that stopped the stream, it returns the error.
 func (s *Postgres) Read(ctx context.Context, dst []engine.Event, max int) ([]engine.Event, error) {
-	// limit is the length dst may grow to.
-	limit := len(dst) + min(max, s.cfg.BatchSize)
-	if len(s.leftover) == 0 {
-		select {
-		case c := <-s.out:
-			s.leftover = c
-		case <-ctx.Done():
-			return dst, ctx.Err()
-		case <-s.exited:
-			select {
-			case c := <-s.out:
-				s.leftover = c
-			default:
-				if s.err != nil {
-					return dst, s.err
-				}
-				return dst, io.EOF
-			}
-		}
-	}
-	dst = s.take(dst, limit)
-	var timer <-chan time.Time
-	if s.cfg.BatchTimeout > 0 {
-		t := time.NewTimer(s.cfg.BatchTimeout)
-		defer t.Stop()
-		timer = t.C
-	}
-	for len(dst) < limit {
-		select {
-		case c := <-s.out:
-			s.leftover = c
-			dst = s.take(dst, limit)
-			continue
-		default:
-		}
-		if timer == nil {
-			break
-		}
-		select {
-		case c := <-s.out:
-			s.leftover = c
-			dst = s.take(dst, limit)
-			continue
-		case <-timer:
-		case <-ctx.Done():
-		case <-s.exited:
-		}
-		break
-	}
-	return dst, nil
-}
-
-// take moves events from the leftover chunk to dst, up to limit in dst.
-func (s *Postgres) take(dst []engine.Event, limit int) []engine.Event {
-	n := min(len(s.leftover), limit-len(dst))
-	dst = append(dst, s.leftover[:n]...)
-	s.leftover = s.leftover[n:]
-	return dst
+	return s.chunks.read(ctx, dst, max)
 }
 
 // Ack records that the pipeline is done with the first n events: the
@@ -609,11 +551,17 @@ func (s *Postgres) run(db *pgx.Conn, repl *pgconn.PgConn, snap *snapshotPlan) {
 	}
 }
 
-// finish records why the producer ended.
+// finish ends the stream: with the error that stopped the producer (a
+// closed source's stream just ends).
 func (s *Postgres) finish(err error) {
 	if err != nil && !errors.Is(err, errClosed) {
-		s.err = fmt.Errorf("cdc: postgres source %q: %w", s.cfg.Name, err)
+		err = fmt.Errorf("cdc: postgres source %q: %w", s.cfg.Name, err)
+		select {
+		case s.ch <- chunk{err: err}:
+		case <-s.done:
+		}
 	}
+	close(s.ch)
 }
 
 // goodbye sends the last status update and closes the connection.
@@ -669,7 +617,7 @@ func (s *Postgres) send(ctx context.Context, repl *pgconn.PgConn, events []engin
 	defer tick.Stop()
 	for {
 		select {
-		case s.out <- events:
+		case s.ch <- chunk{events: events}:
 			return nil
 		case <-ctx.Done():
 			return errClosed
