@@ -12,11 +12,7 @@ import (
 // it (making the directory if needed), syncs it, renames it over path and
 // syncs the directory, so that the rename itself survives a crash.
 func Write(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	tmp, err := temp(path)
 	if err != nil {
 		return err
 	}
@@ -34,7 +30,7 @@ func Write(path string, data []byte) error {
 		os.Remove(tmp.Name())
 		return err
 	}
-	d, err := os.Open(dir)
+	d, err := os.Open(filepath.Dir(path))
 	if err != nil {
 		return err
 	}
@@ -48,14 +44,19 @@ func Write(path string, data []byte) error {
 // Check makes sure that Write can replace the file at path: that its
 // directory exists or can be made, and takes new files.
 func Check(path string) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	tmp, err := temp(path)
 	if err != nil {
 		return err
 	}
 	tmp.Close()
 	return os.Remove(tmp.Name())
+}
+
+// temp makes a new file beside path, making the directory if needed.
+func temp(path string) (*os.File, error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	return os.CreateTemp(dir, "."+filepath.Base(path)+".*")
 }
