@@ -473,7 +473,7 @@ type Debezium struct {
 
 	*chunks
 	stop chan struct{}
-	once     sync.Once
+	once sync.Once
 }
 
 // NewDebezium returns a source of the envelopes in r; input names r in

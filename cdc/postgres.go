@@ -43,10 +43,10 @@ type Postgres struct {
 	keys  map[string][]string // schema.table: key columns
 	idPre []byte              // the prefix of the events' IDs
 
-	*chunks                // producer -> Read
-	done     chan struct{} // closed by Close
-	exited   chan struct{} // closed when the producer has ended
-	close    sync.Once
+	*chunks               // producer -> Read
+	done    chan struct{} // closed by Close
+	exited  chan struct{} // closed when the producer has ended
+	close   sync.Once
 
 	mu        sync.Mutex
 	marks     []mark
