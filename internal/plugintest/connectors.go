@@ -25,11 +25,13 @@ var exeExt = map[bool]string{true: ".exe", false: ""}[runtime.GOOS == "windows"]
 
 // connectorSources: every package a connector may import from the module
 // (the SDK and the rest of plugins, the engine and the ABI under it, the
-// orders workload, what the test connectors share), its own directory,
+// internal packages those use, the orders workload, what the test
+// connectors share), its own directory,
 // and go.mod and go.sum, which pick the versions of the rest.
 func connectorSources(root, name string) ([]string, error) {
 	var sources []string
 	for _, d := range []string{"abi", "engine", "plugins", filepath.Join("internal", "orders"),
+		filepath.Join("internal", "jsonstr"), filepath.Join("internal", "atomicfile"),
 		filepath.Join("testplugins", "connectors", "internal"), filepath.Join("testplugins", name)} {
 		files, err := sourceFiles(filepath.Join(root, d), ".go")
 		if err != nil {
