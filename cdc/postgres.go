@@ -765,8 +765,8 @@ func keyOf(row Row, key []string) Row {
 
 // streamState is what the stream keeps across reconnections.
 type streamState struct {
-	last     Position // the last change handed on (or skipped by the filters)
-	lastMark uint64   // the commit LSN of the last transaction marked
+	last     Position // the last change handed on (or left out by the filters)
+	lastMark uint64   // the commit LSN of the last transaction whose mark was pushed
 }
 
 // relation is what the stream knows of a table from its Relation message.
@@ -812,6 +812,9 @@ func (s *Postgres) stream(ctx context.Context, repl *pgconn.PgConn, st *streamSt
 	// events before it are handed on.
 	var marks []mark
 	emitted := s.emittedCount()
+	// last and lastMark move on with the batch; st keeps what was handed
+	// on, so that a connection lost before a flush reads it again.
+	last, lastMark := st.last, st.lastMark
 	flush := func() error {
 		if len(batch) > 0 {
 			if err := s.send(ctx, repl, batch); err != nil {
@@ -824,6 +827,7 @@ func (s *Postgres) stream(ctx context.Context, repl *pgconn.PgConn, st *streamSt
 			s.addMarks(marks)
 			marks = marks[:0]
 		}
+		st.last, st.lastMark = last, lastMark
 		return nil
 	}
 	for {
@@ -910,8 +914,8 @@ func (s *Postgres) stream(ctx context.Context, repl *pgconn.PgConn, st *streamSt
 			continue
 		case *pglogrepl.CommitMessage:
 			inTx = false
-			if uint64(m.CommitLSN) > st.lastMark {
-				st.lastMark = uint64(m.CommitLSN)
+			if uint64(m.CommitLSN) > lastMark {
+				lastMark = uint64(m.CommitLSN)
 				marks = append(marks, mark{upTo: emitted + uint64(len(batch)), lsn: uint64(m.TransactionEndLSN)})
 			}
 			continue
@@ -939,10 +943,10 @@ func (s *Postgres) stream(ctx context.Context, repl *pgconn.PgConn, st *streamSt
 			c := &changes[i]
 			c.Position = tx
 			tx.Index++
-			if !st.last.Less(c.Position) {
-				continue // sent before the connection was lost
+			if !last.Less(c.Position) {
+				continue // handed on before the connection was lost
 			}
-			st.last = c.Position
+			last = c.Position
 			c.Source.Database = database
 			c.CommitTime, c.TxID = txTime, uint64(txID)
 			rel := s.rules.lookup(c.Source.Schema, c.Source.Table)
