@@ -13,7 +13,9 @@
 // is set (batch sizes, workers, error policies, plugin limits, channel
 // buffers, formats, connector timeouts and restarts, the data directory,
 // persistent channels' replicas, discard and duplicate window, the
-// delivery of pipelines that read them, ...; see the Default constants),
+// delivery of pipelines that read them, the slot, publication, before
+// images, batch size and status interval of CDC sources, ...; see the
+// Default constants),
 // so the code that wires a manifest reads the fields as they are.
 // Defaults are set only where they apply (a generator gets an interval, a
 // file source a format, a connector a timeout, a persistent channel a
