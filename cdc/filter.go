@@ -66,14 +66,7 @@ func compileTables(tables []TableConfig, def string) (*rules, error) {
 					return nil, fmt.Errorf("row filter: %w", err)
 				}
 			}
-			ast, iss := env.Compile(t.Filter)
-			if iss.Err() != nil {
-				return nil, fmt.Errorf("tables[%d]: table %s: filter %q: %w", i, r.table, t.Filter, iss.Err())
-			}
-			if ast.OutputType() != cel.BoolType && ast.OutputType() != cel.DynType {
-				return nil, fmt.Errorf("tables[%d]: table %s: filter %q: is %s, want a bool", i, r.table, t.Filter, ast.OutputType())
-			}
-			prog, err := env.Program(ast, cel.CostLimit(filterCostLimit))
+			prog, err := compileFilter(env, t.Filter)
 			if err != nil {
 				return nil, fmt.Errorf("tables[%d]: table %s: filter %q: %w", i, r.table, t.Filter, err)
 			}
@@ -82,6 +75,31 @@ func compileTables(tables []TableConfig, def string) (*rules, error) {
 		rs.byTable[r.table] = r
 	}
 	return rs, nil
+}
+
+// compileFilter compiles a row filter in env into a program whose result
+// is a bool.
+func compileFilter(env *cel.Env, expr string) (cel.Program, error) {
+	ast, iss := env.Compile(expr)
+	if iss.Err() != nil {
+		return nil, iss.Err()
+	}
+	if ast.OutputType() != cel.BoolType && ast.OutputType() != cel.DynType {
+		return nil, fmt.Errorf("is %s, want a bool", ast.OutputType())
+	}
+	return env.Program(ast, cel.CostLimit(filterCostLimit))
+}
+
+// CompileFilter checks a row filter ([TableConfig.Filter]) as a source
+// would when it starts: it must parse, type-check and give a bool. The
+// error says what is wrong, with the line and column in the expression.
+func CompileFilter(expr string) error {
+	env, err := filterEnv()
+	if err != nil {
+		return fmt.Errorf("row filter: %w", err)
+	}
+	_, err = compileFilter(env, expr)
+	return err
 }
 
 // lookup returns the rule of schema.table, nil when the table is not

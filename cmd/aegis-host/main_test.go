@@ -103,6 +103,16 @@ func TestRunHelp(t *testing.T) {
 			want: []string{"aegis-host version", "--json"},
 		},
 		{
+			name: "cdc status in the commands",
+			args: []string{"--help"},
+			want: []string{"cdc", "Inspect change data capture sources"},
+		},
+		{
+			name: "help for cdc status",
+			args: []string{"cdc", "status", "--help"},
+			want: []string{"aegis-host cdc status", "--file", "--json", "lag"},
+		},
+		{
 			name: "command help flag",
 			args: []string{"version", "--help"},
 			want: []string{"aegis-host version", "--json"},

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/aegis-streaming/aegis/abi"
+	"github.com/aegis-streaming/aegis/cdc"
 	"github.com/aegis-streaming/aegis/cmd/aegis-host/internal/manifest"
 	"github.com/aegis-streaming/aegis/cmd/aegis-host/internal/telemetry"
 	"github.com/aegis-streaming/aegis/engine"
@@ -208,6 +209,12 @@ func (d *deployment) build(ctx context.Context, mp *manifest.Pipeline, h *host.H
 	switch src, ok := d.m.Sources[mp.From]; {
 	case ok && dry:
 		f.src = emptySource{}
+	case ok && src.Type == "debezium":
+		var dead engine.Sink
+		if src.DeadLetter != "" {
+			dead = d.output(src.DeadLetter, &f.writes)
+		}
+		f.src, err = openDebezium(ctx, d.m, mp.From, src, std, dead, d.log)
 	case ok:
 		f.src, err = openSource(ctx, d.m, mp.From, src, std, d.log)
 	case persistent && !dry:
@@ -502,6 +509,12 @@ func openSource(ctx context.Context, m *manifest.Manifest, name string, s manife
 		// next run.
 		c.PositionFile = m.DataPath("connectors", name+".position")
 		return plugins.NewSource(ctx, c)
+	case "postgres-cdc":
+		cfg, err := postgresConfig(m, name, s, log)
+		if err != nil {
+			return nil, err
+		}
+		return cdc.NewPostgres(ctx, cfg)
 	}
 	return nil, fmt.Errorf("unknown source type %q", s.Type)
 }

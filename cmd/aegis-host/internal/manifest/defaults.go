@@ -3,6 +3,7 @@ package manifest
 import (
 	"time"
 
+	"github.com/aegis-streaming/aegis/cdc"
 	"github.com/aegis-streaming/aegis/engine"
 	"github.com/aegis-streaming/aegis/host"
 )
@@ -55,6 +56,12 @@ const (
 	DefaultMaxDeliver = 5
 	// DefaultStart is the default delivery.start.
 	DefaultStart = "all"
+	// DefaultCDCBatchSize is the default batch_size of postgres-cdc and
+	// debezium sources.
+	DefaultCDCBatchSize = cdc.DefaultBatchSize
+	// DefaultStatusInterval is a postgres-cdc source's default
+	// status_interval.
+	DefaultStatusInterval = Duration(time.Second)
 )
 
 // NoMaxDeliver is the delivery.max_deliver that sets no limit: an event
@@ -118,6 +125,19 @@ func applyDefaults(m *Manifest) {
 			}
 		case "plugin":
 			connectorDefaults(&s.With, &s.Timeout, &s.MaxRestarts)
+		case "postgres-cdc":
+			if s.Slot == "" {
+				s.Slot = cdc.DefaultSlot(name)
+			}
+			if s.Publication == "" {
+				s.Publication = s.Slot
+			}
+			if s.StatusInterval == 0 {
+				s.StatusInterval = DefaultStatusInterval
+			}
+			cdcDefaults(&s)
+		case "debezium":
+			cdcDefaults(&s)
 		}
 		m.Sources[name] = s
 	}
@@ -173,6 +193,27 @@ func deliveryDefaults(p *Pipeline) {
 	}
 	if d.Start == "" {
 		d.Start = DefaultStart
+	}
+}
+
+// cdcDefaults sets what postgres-cdc and debezium sources share: before
+// images kept, and the batch size. Empty lists of a table become nil, as
+// good as them, so that the manifest written back out reads the same.
+func cdcDefaults(s *Source) {
+	if s.IncludeBefore == nil {
+		s.IncludeBefore = new(true)
+	}
+	if s.BatchSize == 0 {
+		s.BatchSize = DefaultCDCBatchSize
+	}
+	for i := range s.Tables {
+		t := &s.Tables[i]
+		if len(t.Changes) == 0 {
+			t.Changes = nil
+		}
+		if len(t.Columns) == 0 {
+			t.Columns = nil
+		}
 	}
 }
 

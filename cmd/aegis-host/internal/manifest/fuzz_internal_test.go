@@ -126,6 +126,16 @@ nats: {urls: [nats://a:4222, "tls://b:4222"], replicas: 3}
 `,
 	"apiVersion: aegis/v1\nchannels: {x: {persistent: true, retention: {max_events: -1}}}\nsources: {g: {type: generator}}\npipelines: [{name: p, from: g, to: [x]}, {name: q, from: x, to: [x], delivery: {backoff: [], dead_letter: x}}]\nnats: {listen: \":4222\", max_store: 1GiB, replicas: 1}\n",
 	"apiVersion: aegis/v1\nnats: {urls: [\"nats://a:1,nats://b:2\", \"http://x\"], listen: x, max_store: 0, replicas: 2}\npipelines: [{name: p, from: g, to: [o]}]\n",
+	`apiVersion: aegis/v1
+channels: {dead: {}}
+sources:
+  pg: {type: postgres-cdc, dsn: "postgres://u@h/db", slot: s_1, publication: p, snapshot: true, include_before: false, batch_size: 8, batch_timeout: 5ms, status_interval: 1s, tables: [{table: public.orders, changes: [insert, delete], columns: [id], filter: 'row.status == "paid"'}]}
+  dz: {type: debezium, path: "-", dead_letter: dead, tables: [{table: orders}]}
+  http: {type: debezium, listen: "127.0.0.1:0", batch_size: 1}
+sinks: {out: {type: stdout}}
+pipelines: [{name: a, from: pg, to: [out]}, {name: b, from: dz, to: [out]}, {name: c, from: http, to: [out]}, {name: d, from: dead, to: [out]}]
+`,
+	"apiVersion: aegis/v1\nsources: {pg: {type: postgres-cdc, tables: [{table: a.b.c, filter: \"row.x ==\"}, {}], listen: x}, dz: {type: debezium, path: p, listen: \":1\", dsn: y}}\npipelines: [{name: p, from: pg, to: [o]}]\n",
 	"a: &a [*a]\n",
 	"a: &a {b: 1}\nc: {<<: *a}\n",
 	"apiVersion: aegis/v1\nchannels: {x: &c {}, y: *c}\npipelines: []\n",

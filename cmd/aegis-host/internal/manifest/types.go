@@ -13,7 +13,9 @@
 // is set (batch sizes, workers, error policies, plugin limits, channel
 // buffers, formats, connector timeouts and restarts, the data directory,
 // persistent channels' replicas, discard and duplicate window, the
-// delivery of pipelines that read them, ...; see the Default constants),
+// delivery of pipelines that read them, the slot, publication, before
+// images, batch size and status interval of CDC sources, ...; see the
+// Default constants),
 // so the code that wires a manifest reads the fields as they are.
 // Defaults are set only where they apply (a generator gets an interval, a
 // file source a format, a connector a timeout, a persistent channel a
@@ -176,8 +178,9 @@ type NATS struct {
 // Source is an external input. Type says which; the other fields belong
 // to one type each (checked).
 type Source struct {
-	// Type: generator, file, stdin or plugin (a connector). (CDC adds its
-	// own type here without changing the shape.)
+	// Type: generator, file, stdin, plugin (a connector), postgres-cdc
+	// (PostgreSQL logical replication) or debezium (Debezium's change
+	// envelopes from a file, stdin or HTTP).
 	Type string `yaml:"type" json:"type"`
 
 	// generator: the orders workload (internal/orders).
@@ -193,6 +196,8 @@ type Source struct {
 	// file: JSON lines, one event each (the form aegis-host prints), or
 	// bare JSON documents as data when Format is "data". Path is relative
 	// to the manifest (see [Manifest.Resolve]); the file must exist.
+	// debezium: the file of newline-delimited envelopes, or "-" for stdin
+	// (Path or Listen, not both).
 	Path string `yaml:"path,omitempty" json:"path,omitempty"`
 	// Format of file and stdin: "event" (default) or "data".
 	Format string `yaml:"format,omitempty" json:"format,omitempty"`
@@ -223,6 +228,76 @@ type Source struct {
 	// [DefaultConnectorMaxRestarts] (5), so it is never nil on a plugin
 	// source after Load (and nil on the other types).
 	MaxRestarts *int `yaml:"max_restarts,omitempty" json:"max_restarts,omitempty"`
+
+	// postgres-cdc: the row changes of PostgreSQL tables, read from a
+	// logical replication slot (pgoutput). The slot's position advances
+	// only once the pipeline has written the changes out, and is kept by
+	// the server; the source's own state (its snapshot's progress) is
+	// kept under the data directory (cdc/NAME.json).
+	// DSN is how to connect: a URL (postgres://user:pass@host:5432/db) or
+	// libpq's key=value pairs; write secrets as ${VAR}. Required. The
+	// user needs the REPLICATION attribute.
+	DSN string `yaml:"dsn,omitempty" json:"dsn,omitempty"`
+	// Slot is the replication slot: created when missing, resumed from
+	// when it exists. Lowercase letters, digits and underscores; default
+	// "aegis_" and the source's name in that alphabet, which Load sets.
+	Slot string `yaml:"slot,omitempty" json:"slot,omitempty"`
+	// Publication is the publication the slot reads: created for Tables
+	// when missing. Default: the slot's name, which Load sets.
+	Publication string `yaml:"publication,omitempty" json:"publication,omitempty"`
+	// Snapshot reads the tables' rows (as read changes) when the slot is
+	// created, consistently with the stream that follows.
+	Snapshot bool `yaml:"snapshot,omitempty" json:"snapshot,omitempty"`
+	// Tables are the tables whose changes are read, and how: required
+	// (at least one) for postgres-cdc; optional for debezium, where
+	// without it every table's changes are kept.
+	Tables []Table `yaml:"tables,omitempty" json:"tables,omitempty"`
+	// StatusInterval is how often the source tells the server how far the
+	// pipeline has acknowledged (postgres-cdc). Positive; default
+	// [DefaultStatusInterval] (1s), which Load sets.
+	StatusInterval Duration `yaml:"status_interval,omitempty" json:"status_interval,omitempty"`
+
+	// debezium: Debezium's JSON change envelopes, one a line from Path,
+	// or POSTed to an HTTP endpoint on Listen (answered once the pipeline
+	// has written them out).
+	// Listen is the host:port of the HTTP endpoint, such as
+	// 127.0.0.1:8083 (Path or Listen, not both).
+	Listen string `yaml:"listen,omitempty" json:"listen,omitempty"`
+	// DeadLetter names a channel that malformed envelopes go to, as
+	// events of type aegis.undecodable holding the raw line, with the
+	// metadata aegis.error, aegis.error.input and aegis.error.line.
+	// Without it they are logged (at warn) and counted.
+	DeadLetter string `yaml:"dead_letter,omitempty" json:"dead_letter,omitempty"`
+
+	// postgres-cdc and debezium: how changes are shaped and batched.
+	// IncludeBefore keeps before images of updates and deletes; false
+	// keeps the key and the after image only. Nil when left out: Load
+	// sets true.
+	IncludeBefore *bool `yaml:"include_before,omitempty" json:"include_before,omitempty"`
+	// BatchSize is the most changes one read hands the pipeline.
+	// Positive; default [DefaultCDCBatchSize] (256), which Load sets.
+	BatchSize int `yaml:"batch_size,omitempty" json:"batch_size,omitempty"`
+	// BatchTimeout is how long a read that has some changes waits for
+	// more to fill its batch; 0 (the default) hands them on at once.
+	BatchTimeout Duration `yaml:"batch_timeout,omitempty" json:"batch_timeout,omitempty"`
+}
+
+// Table selects a table's changes (a postgres-cdc or debezium source's
+// tables) and shapes them.
+type Table struct {
+	// Table is "schema.table", or "table" in the schema public. Required;
+	// a table is listed once.
+	Table string `yaml:"table" json:"table"`
+	// Changes are the change types kept: insert, update, delete, truncate
+	// and read (rows of the snapshot); empty keeps them all.
+	Changes []string `yaml:"changes,omitempty" json:"changes,omitempty"`
+	// Columns, when set, are the only columns kept in the before and
+	// after images (the key is kept whole).
+	Columns []string `yaml:"columns,omitempty" json:"columns,omitempty"`
+	// Filter is a CEL expression (https://cel.dev) a change must make
+	// true to be kept, over op, schema, table, row, before and after,
+	// such as row.status == "paid". Load compiles it.
+	Filter string `yaml:"filter,omitempty" json:"filter,omitempty"`
 }
 
 // Sink is an external output. Type says which; the other fields belong

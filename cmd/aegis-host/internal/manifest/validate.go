@@ -13,12 +13,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/aegis-streaming/aegis/cdc"
 	"github.com/aegis-streaming/aegis/engine"
 )
 
@@ -39,7 +41,7 @@ const (
 
 // The enumerations of the manifest.
 var (
-	sourceTypes     = []string{"generator", "file", "stdin", "plugin"}
+	sourceTypes     = []string{"generator", "file", "stdin", "plugin", "postgres-cdc", "debezium"}
 	sinkTypes       = []string{"stdout", "file", "drop", "plugin"}
 	formats         = []string{"event", "data"}
 	slowSubscribers = []string{"block", "drop-oldest", "disconnect"}
@@ -55,6 +57,14 @@ var (
 	starts          = []string{"all", "new"}
 	replicaCounts   = []int{1, 3, 5}
 	natsSchemes     = []string{"nats", "tls"}
+	changeTypes     = []string{"insert", "update", "delete", "truncate", "read"}
+)
+
+// What a postgres-cdc source's slot and publication may be named (as
+// package cdc checks them).
+var (
+	slotName        = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
+	publicationName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 )
 
 // What a name in the shared namespace of channels, sources and sinks is.
@@ -395,8 +405,12 @@ func (v *validator) typed(p, typ string, types []string, fields owners) bool {
 
 var sourceFields = owners{
 	"count": {"generator"}, "rate": {"generator"}, "start": {"generator"}, "interval": {"generator"},
-	"path": {"file"}, "format": {"file", "stdin"}, "event_type": {"file", "stdin"},
+	"path": {"file", "debezium"}, "format": {"file", "stdin"}, "event_type": {"file", "stdin"},
 	"plugin": {"plugin"}, "sha256": {"plugin"}, "with": {"plugin"}, "timeout": {"plugin"}, "max_restarts": {"plugin"},
+	"dsn": {"postgres-cdc"}, "slot": {"postgres-cdc"}, "publication": {"postgres-cdc"}, "snapshot": {"postgres-cdc"},
+	"status_interval": {"postgres-cdc"}, "listen": {"debezium"}, "dead_letter": {"debezium"},
+	"tables": {"postgres-cdc", "debezium"}, "include_before": {"postgres-cdc", "debezium"},
+	"batch_size": {"postgres-cdc", "debezium"}, "batch_timeout": {"postgres-cdc", "debezium"},
 }
 
 var sinkFields = owners{
@@ -429,8 +443,141 @@ func (v *validator) sources() {
 			v.format(p, s)
 		case "plugin":
 			v.connector(p, "source", s.Plugin, s.SHA256, s.With, s.Timeout, s.MaxRestarts)
+		case "postgres-cdc":
+			v.postgresCDC(p, s)
+		case "debezium":
+			if s.Path == "-" {
+				if stdin != "" {
+					v.errf(p+".path", "source %q already reads stdin; only one source can", stdin)
+				}
+				stdin = name
+			}
+			v.debezium(p, s)
 		}
 	}
+}
+
+// postgresCDC checks a postgres-cdc source.
+func (v *validator) postgresCDC(p string, s Source) {
+	if s.DSN == "" {
+		v.errf(p+".dsn", "required for a postgres-cdc source: the database to connect to, such as postgres://user@host:5432/db (write secrets as ${VAR})")
+	}
+	if v.d.has(p+".slot") && !slotName.MatchString(s.Slot) {
+		v.errf(p+".slot", "must be 1 to 63 lowercase letters, digits or underscores, got %q (leave it out for the default, %s)", s.Slot, cdc.DefaultSlot(v.sourceName(p)))
+	}
+	if v.d.has(p+".publication") && !publicationName.MatchString(s.Publication) {
+		v.errf(p+".publication", "must be a letter or underscore, then letters, digits or underscores (at most 63), got %q", s.Publication)
+	}
+	if v.d.has(p+".status_interval") && s.StatusInterval == 0 {
+		v.errf(p+".status_interval", "must be positive (leave it out for the default, %v)", DefaultStatusInterval)
+	}
+	if len(s.Tables) == 0 {
+		v.errf(p+".tables", "required for a postgres-cdc source: at least one table, such as [{table: public.orders}]")
+	}
+	v.changes(p, s)
+}
+
+// debezium checks a debezium source.
+func (v *validator) debezium(p string, s Source) {
+	switch hasPath, hasListen := v.d.has(p+".path"), v.d.has(p+".listen"); {
+	case hasPath && hasListen:
+		v.errf(p+".listen", "a debezium source reads path or listens on listen, not both")
+	case !hasPath && !hasListen:
+		v.errf(p+".type", "a debezium source needs path (a file of envelopes, or - for stdin) or listen (host:port of an HTTP endpoint)")
+	case hasPath && s.Path == "":
+		v.errf(p+".path", "cannot be empty: a file of envelopes, or - for stdin")
+	case hasPath && s.Path != "-":
+		v.readableFile(p+".path", s.Path)
+	case hasListen:
+		if msg := checkListenAddr(s.Listen); msg != "" {
+			v.errf(p+".listen", "%s", strings.Replace(msg, "127.0.0.1:9464 or :9464", "127.0.0.1:8083 or :8083", 1))
+		}
+	}
+	if s.DeadLetter != "" || v.d.has(p+".dead_letter") {
+		v.ref(p+".dead_letter", s.DeadLetter, isChannel)
+	}
+	v.changes(p, s)
+}
+
+// sourceName is the name of the source at p.
+func (v *validator) sourceName(p string) string {
+	for name := range v.m.Sources {
+		if entryPath("sources", name) == p {
+			return name
+		}
+	}
+	return ""
+}
+
+// changes checks what postgres-cdc and debezium sources share: batching
+// and the tables.
+func (v *validator) changes(p string, s Source) {
+	if v.d.has(p+".batch_size") && (s.BatchSize < 1 || s.BatchSize > maxBatchEvents) {
+		v.errf(p+".batch_size", "must be between 1 and %d, got %d", maxBatchEvents, s.BatchSize)
+	}
+	seen := map[string]int{}
+	for i, t := range s.Tables {
+		tp := indexPath(p+".tables", i)
+		if t.Table == "" {
+			v.errf(tp+".table", "required: the table's name, schema.table or table (in the schema public)")
+		} else if schema, table, ok := strings.Cut(t.Table, "."); schema == "" || table == "" && ok || strings.Contains(table, ".") {
+			v.errf(tp+".table", "must be schema.table or table, got %q", t.Table)
+		} else {
+			q := t.Table
+			if !ok {
+				q = "public." + t.Table
+			}
+			if j, dup := seen[q]; dup {
+				v.errf(tp+".table", "table %s is already listed (tables[%d])", q, j)
+			} else {
+				seen[q] = i
+			}
+		}
+		for j, c := range t.Changes {
+			cp := indexPath(tp+".changes", j)
+			if c == "" {
+				v.errf(cp, "cannot be empty: %s", orList(changeTypes))
+			} else if v.oneOf(cp, c, changeTypes) && slices.Contains(t.Changes[:j], c) {
+				v.errf(cp, "%q is listed twice", c)
+			}
+		}
+		for j, c := range t.Columns {
+			cp := indexPath(tp+".columns", j)
+			switch {
+			case c == "":
+				v.errf(cp, "cannot be empty: a column's name")
+			case slices.Contains(t.Columns[:j], c):
+				v.errf(cp, "%q is listed twice", c)
+			}
+		}
+		if v.d.has(tp + ".filter") {
+			if strings.TrimSpace(t.Filter) == "" {
+				v.errf(tp+".filter", "cannot be empty: a CEL expression such as row.status == \"paid\" (leave it out to keep every change)")
+			} else if err := cdc.CompileFilter(t.Filter); err != nil {
+				v.errf(tp+".filter", "invalid CEL expression: %s", celMessage(err.Error()))
+			}
+		}
+	}
+}
+
+// celMessage makes CEL's errors one line each, without the lines that
+// point at the expression ("ERROR: <input>:1:5: Syntax error: ..." becomes
+// "1:5 in the expression: Syntax error: ...").
+func celMessage(s string) string {
+	var out []string
+	for line := range strings.SplitSeq(s, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "|") || strings.TrimSpace(line) == "" {
+			continue
+		}
+		line = strings.TrimPrefix(line, "ERROR: ")
+		if rest, ok := strings.CutPrefix(line, "<input>:"); ok {
+			if pos, msg, ok := strings.Cut(rest, ": "); ok {
+				line = pos + " in the expression: " + msg
+			}
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, "; ")
 }
 
 func (v *validator) generator(p string, s Source) {

@@ -175,19 +175,19 @@ func TestErrors(t *testing.T) {
 
 		// Sources.
 		{"source type missing", src("sources: {gen: {count: 1}}\n"),
-			[]string{`3:16: sources.gen.type: required: generator, file, stdin or plugin`}},
+			[]string{`3:16: sources.gen.type: required: generator, file, stdin, plugin, postgres-cdc or debezium`}},
 		{"source type unknown", src("sources: {gen: {type: kafka}}\n"),
-			[]string{`3:23: sources.gen.type: unknown value "kafka": want generator, file, stdin or plugin`}},
+			[]string{`3:23: sources.gen.type: unknown value "kafka": want generator, file, stdin, plugin, postgres-cdc or debezium`}},
 		{"source null", src("sources: {gen: }\n"),
 			[]string{`3:11: sources.gen.type: required`}},
 		{"generator field on a file source", src("sources: {gen: {type: file, path: input.jsonl, count: 3}}\n"),
 			[]string{`3:55: sources.gen.count: count applies to type generator`}},
 		{"file field on a generator", src("sources: {gen: {type: generator, path: input.jsonl}}\n"),
-			[]string{`3:40: sources.gen.path: path applies to type file`}},
+			[]string{`3:40: sources.gen.path: path applies to types file and debezium`}},
 		{"event_type on a generator", src("sources: {gen: {type: generator, event_type: x}}\n"),
 			[]string{`3:46: sources.gen.event_type: event_type applies to types file and stdin`}},
 		{"path on stdin", src("sources: {gen: {type: stdin, path: input.jsonl}}\n"),
-			[]string{`3:36: sources.gen.path: path applies to type file`}},
+			[]string{`3:36: sources.gen.path: path applies to types file and debezium`}},
 		{"file source without path", src("sources: {gen: {type: file}}\n"),
 			[]string{`3:16: sources.gen.path: required for a file source`}},
 		{"file source path missing", src("sources: {gen: {type: file, path: nope.jsonl}}\n"),
@@ -216,7 +216,7 @@ func TestErrors(t *testing.T) {
 		// Connectors: plugin sources and sinks (the fixture's connectors/source
 		// and connectors/sink are executable, connectors/noexec is not).
 		{"source type plugins", src("sources: {gen: {type: plugins, plugin: connectors/source}}\n"),
-			[]string{`3:23: sources.gen.type: unknown value "plugins": want generator, file, stdin or plugin (did you mean "plugin"?)`}},
+			[]string{`3:23: sources.gen.type: unknown value "plugins": want generator, file, stdin, plugin, postgres-cdc or debezium (did you mean "plugin"?)`}},
 		{"plugin source without plugin", src("sources: {gen: {type: plugin}}\n"),
 			[]string{`3:16: sources.gen.plugin: required for a plugin source: the path of the connector's executable`}},
 		{"plugin source, plugin empty", src("sources: {gen: {type: plugin, plugin: \"\"}}\n"),
@@ -273,7 +273,7 @@ func TestErrors(t *testing.T) {
 			[]string{`3:44: sources.gen.max_restarts: max_restarts applies to type plugin`}},
 		{"file fields on a plugin source", src("sources: {gen: {type: plugin, plugin: connectors/source, path: input.jsonl, format: data, event_type: x}}\n"),
 			[]string{
-				`3:64: sources.gen.path: path applies to type file`,
+				`3:64: sources.gen.path: path applies to types file and debezium`,
 				`3:85: sources.gen.format: format applies to types file and stdin`,
 				`3:103: sources.gen.event_type: event_type applies to types file and stdin`,
 			}},

@@ -1,0 +1,123 @@
+//go:build aegis_debezium
+
+// The debezium source's wiring, built with the tag aegis_debezium until
+// package cdc has its Debezium intake (then the tag and
+// debezium_pending.go go).
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/aegis-streaming/aegis/cdc"
+	"github.com/aegis-streaming/aegis/cmd/aegis-host/internal/manifest"
+	"github.com/aegis-streaming/aegis/engine"
+)
+
+// Metadata of the dead letters of a debezium source: where the malformed
+// envelope was (aegis.error holds what is wrong with it).
+const (
+	metaErrorInput = "aegis.error.input"
+	metaErrorLine  = "aegis.error.line"
+)
+
+// openDebezium opens a debezium source: newline-delimited envelopes from
+// its file or stdin, or an HTTP endpoint on its listen address, served
+// from now until the source is closed. Malformed envelopes go to dead as
+// aegis.undecodable events, or, without it, are logged and counted.
+func openDebezium(ctx context.Context, m *manifest.Manifest, name string, s manifest.Source, std stdio, dead engine.Sink, log *slog.Logger) (engine.Source, error) {
+	tables, err := cdcTables(s.Tables)
+	if err != nil {
+		return nil, err
+	}
+	cfg := cdc.DebeziumConfig{Name: name, Config: cdcConfig(s), Tables: tables, Logger: log,
+		OnMalformed: onMalformed(ctx, name, dead, log)}
+	if s.Listen != "" {
+		l, err := net.Listen("tcp", s.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("listen: %w", err)
+		}
+		h := cdc.NewDebeziumHandler(cfg)
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(l)
+		log.Info("debezium endpoint listening", "source", name, "address", l.Addr().String())
+		return &debeziumServer{DebeziumHandler: h, srv: srv}, nil
+	}
+	if s.Path == "-" {
+		return cdc.NewDebezium(std.in, "stdin", cfg)
+	}
+	f, err := os.Open(m.Resolve(s.Path))
+	if err != nil {
+		return nil, err
+	}
+	src, err := cdc.NewDebezium(f, s.Path, cfg)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &fileSource{Source: src, f: f}, nil
+}
+
+// onMalformed is what a debezium source does with an envelope it cannot
+// read.
+func onMalformed(ctx context.Context, name string, dead engine.Sink, log *slog.Logger) func(cdc.Malformed) {
+	var n atomic.Uint64
+	return func(bad cdc.Malformed) {
+		count := n.Add(1)
+		if dead == nil {
+			log.Warn("malformed change envelope", "source", name, "input", bad.Input, "line", bad.Line, "error", bad.Err, "malformed", count)
+			return
+		}
+		e := engine.NewEvent(engine.UndecodableType, name, engine.BytesData(bad.Raw))
+		e.SetMeta(engine.MetaError, bad.Err.Error())
+		e.SetMeta(metaErrorInput, bad.Input)
+		e.SetMeta(metaErrorLine, strconv.Itoa(bad.Line))
+		if err := dead.Write(context.WithoutCancel(ctx), []engine.Event{e}); err != nil {
+			log.Error("cannot dead-letter a malformed change envelope", "source", name, "input", bad.Input, "line", bad.Line, "error", err)
+		}
+	}
+}
+
+// debeziumServer is the source of a debezium endpoint: closing it stops
+// the HTTP server (no new requests; those in flight are answered as the
+// handler's Close decides) and the handler.
+type debeziumServer struct {
+	*cdc.DebeziumHandler
+	srv *http.Server
+}
+
+func (s *debeziumServer) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// The handler first: it answers the requests waiting for acks, so
+	// that Shutdown need not wait for them.
+	err := s.DebeziumHandler.Close()
+	if serr := s.srv.Shutdown(ctx); serr != nil {
+		s.srv.Close()
+	}
+	return err
+}
+
+// fileSource is a source that reads a file it closes with itself.
+type fileSource struct {
+	engine.Source
+	f *os.File
+}
+
+func (s *fileSource) Close() error {
+	err := s.Source.Close()
+	if ferr := s.f.Close(); ferr != nil && !errors.Is(ferr, fs.ErrClosed) && err == nil {
+		err = ferr
+	}
+	return err
+}
