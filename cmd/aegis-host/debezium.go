@@ -1,22 +1,13 @@
-//go:build aegis_debezium
-
-// The debezium source's wiring, built with the tag aegis_debezium until
-// package cdc has its Debezium intake (then the tag and
-// debezium_pending.go go).
-
 package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/aegis-streaming/aegis/cdc"
@@ -47,7 +38,11 @@ func openDebezium(ctx context.Context, m *manifest.Manifest, name string, s mani
 		if err != nil {
 			return nil, fmt.Errorf("listen: %w", err)
 		}
-		h := cdc.NewDebeziumHandler(cfg)
+		h, err := cdc.NewDebeziumHandler(cfg)
+		if err != nil {
+			l.Close()
+			return nil, err
+		}
 		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 		go srv.Serve(l)
 		log.Info("debezium endpoint listening", "source", name, "address", l.Addr().String())
@@ -60,25 +55,26 @@ func openDebezium(ctx context.Context, m *manifest.Manifest, name string, s mani
 	if err != nil {
 		return nil, err
 	}
-	src, err := cdc.NewDebezium(f, s.Path, cfg)
+	src, err := cdc.NewDebezium(f, s.Path, cfg) // closes f with itself
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	return &fileSource{Source: src, f: f}, nil
+	return src, nil
 }
 
 // onMalformed is what a debezium source does with an envelope it cannot
-// read.
+// read, besides counting and logging it (which the source does): publish
+// it to the dead-letter channel, if there is one. Its ID is a hash of the
+// source's name and the envelope's bytes, so that a file read again does
+// not store its malformed lines twice in a persistent channel.
 func onMalformed(ctx context.Context, name string, dead engine.Sink, log *slog.Logger) func(cdc.Malformed) {
-	var n atomic.Uint64
+	if dead == nil {
+		return nil
+	}
 	return func(bad cdc.Malformed) {
-		count := n.Add(1)
-		if dead == nil {
-			log.Warn("malformed change envelope", "source", name, "input", bad.Input, "line", bad.Line, "error", bad.Err, "malformed", count)
-			return
-		}
 		e := engine.NewEvent(engine.UndecodableType, name, engine.BytesData(bad.Raw))
+		e.ID = engine.HashEventID(append([]byte("aegis.cdc.debezium.malformed\x00"+name+"\x00"), bad.Raw...))
 		e.SetMeta(engine.MetaError, bad.Err.Error())
 		e.SetMeta(metaErrorInput, bad.Input)
 		e.SetMeta(metaErrorLine, strconv.Itoa(bad.Line))
@@ -104,20 +100,6 @@ func (s *debeziumServer) Close() error {
 	err := s.DebeziumHandler.Close()
 	if serr := s.srv.Shutdown(ctx); serr != nil {
 		s.srv.Close()
-	}
-	return err
-}
-
-// fileSource is a source that reads a file it closes with itself.
-type fileSource struct {
-	engine.Source
-	f *os.File
-}
-
-func (s *fileSource) Close() error {
-	err := s.Source.Close()
-	if ferr := s.f.Close(); ferr != nil && !errors.Is(ferr, fs.ErrClosed) && err == nil {
-		err = ferr
 	}
 	return err
 }
