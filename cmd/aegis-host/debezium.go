@@ -31,7 +31,7 @@ func openDebezium(ctx context.Context, m *manifest.Manifest, name string, s mani
 	if err != nil {
 		return nil, err
 	}
-	cfg := cdc.DebeziumConfig{Name: name, Config: cdcConfig(s), Tables: tables, Logger: log,
+	cfg := cdc.DebeziumConfig{Name: name, Config: cdcConfig(s), Tables: tables, Logger: log, AckTimeout: s.AckTimeout.D(),
 		OnMalformed: onMalformed(ctx, name, dead, log)}
 	if s.Listen != "" {
 		l, err := net.Listen("tcp", s.Listen)

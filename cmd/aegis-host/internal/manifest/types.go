@@ -268,6 +268,10 @@ type Source struct {
 	// metadata aegis.error, aegis.error.input and aegis.error.line.
 	// Without it they are logged (at warn) and counted.
 	DeadLetter string `yaml:"dead_letter,omitempty" json:"dead_letter,omitempty"`
+	// AckTimeout is how long the HTTP endpoint waits for the pipeline to
+	// acknowledge a request's changes before it answers 504 (the changes
+	// were taken and still flow). Positive, with Listen only; default 30s.
+	AckTimeout Duration `yaml:"ack_timeout,omitempty" json:"ack_timeout,omitempty"`
 
 	// postgres-cdc and debezium: how changes are shaped and batched.
 	// IncludeBefore keeps before images of updates and deletes; false

@@ -408,7 +408,7 @@ var sourceFields = owners{
 	"path": {"file", "debezium"}, "format": {"file", "stdin"}, "event_type": {"file", "stdin"},
 	"plugin": {"plugin"}, "sha256": {"plugin"}, "with": {"plugin"}, "timeout": {"plugin"}, "max_restarts": {"plugin"},
 	"dsn": {"postgres-cdc"}, "slot": {"postgres-cdc"}, "publication": {"postgres-cdc"}, "snapshot": {"postgres-cdc"},
-	"status_interval": {"postgres-cdc"}, "listen": {"debezium"}, "dead_letter": {"debezium"},
+	"status_interval": {"postgres-cdc"}, "listen": {"debezium"}, "dead_letter": {"debezium"}, "ack_timeout": {"debezium"},
 	"tables": {"postgres-cdc", "debezium"}, "include_before": {"postgres-cdc", "debezium"},
 	"batch_size": {"postgres-cdc", "debezium"}, "batch_timeout": {"postgres-cdc", "debezium"},
 }
@@ -495,6 +495,13 @@ func (v *validator) debezium(p string, s Source) {
 	}
 	if s.DeadLetter != "" || v.d.has(p+".dead_letter") {
 		v.ref(p+".dead_letter", s.DeadLetter, isChannel)
+	}
+	switch {
+	case !v.d.has(p + ".ack_timeout"):
+	case !v.d.has(p + ".listen"):
+		v.errf(p+".ack_timeout", "applies to an HTTP endpoint (listen) only")
+	case s.AckTimeout <= 0:
+		v.errf(p+".ack_timeout", "must be positive (leave it out for the default, 30s)")
 	}
 	v.changes(p, s)
 }
