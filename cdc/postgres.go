@@ -57,6 +57,37 @@ type Postgres struct {
 	conn      *pgconn.PgConn // the replication connection, to interrupt it
 
 	snapshotDone atomic.Bool
+	reconnects   atomic.Uint64
+	serverWAL    atomic.Uint64 // the server's WAL end, as last heard
+}
+
+// PostgresStats counts what a [Postgres] source did.
+type PostgresStats struct {
+	// Changes is how many changes the source handed to the pipeline, and
+	// Acknowledged how many of them the pipeline acknowledged.
+	Changes, Acknowledged uint64
+	// Reconnects counts the connections made again after one was lost.
+	Reconnects uint64
+	// Confirmed is the position the slot is told to confirm, ServerWAL
+	// the server's WAL end as last heard (LSNs).
+	Confirmed, ServerWAL uint64
+}
+
+// LagBytes is the WAL between the server's end and the confirmed
+// position: what a restart would read again, or skip as other tables'.
+func (st PostgresStats) LagBytes() uint64 {
+	if st.ServerWAL > st.Confirmed {
+		return st.ServerWAL - st.Confirmed
+	}
+	return 0
+}
+
+// Stats returns the source's counts.
+func (s *Postgres) Stats() PostgresStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return PostgresStats{Changes: s.emitted, Acknowledged: s.acked, Reconnects: s.reconnects.Load(),
+		Confirmed: s.confirmed, ServerWAL: s.serverWAL.Load()}
 }
 
 // A mark is a position that the slot may confirm, or the snapshot's end,
@@ -528,6 +559,7 @@ func (s *Postgres) run(db *pgx.Conn, repl *pgconn.PgConn, snap *snapshotPlan) {
 			s.mu.Lock()
 			s.conn = repl
 			s.mu.Unlock()
+			s.reconnects.Add(1)
 		}
 		began := time.Now()
 		err := s.stream(ctx, repl, st)
@@ -883,6 +915,7 @@ func (s *Postgres) stream(ctx context.Context, repl *pgconn.PgConn, st *streamSt
 			if err != nil {
 				return fmt.Errorf("keepalive: %w", err)
 			}
+			s.serverWAL.Store(uint64(ka.ServerWALEnd))
 			if !inTx && len(batch) == 0 && len(marks) == 0 {
 				s.idle(uint64(ka.ServerWALEnd))
 			}
@@ -900,6 +933,7 @@ func (s *Postgres) stream(ctx context.Context, repl *pgconn.PgConn, st *streamSt
 		if err != nil {
 			return fmt.Errorf("xlog data: %w", err)
 		}
+		s.serverWAL.Store(uint64(xld.ServerWALEnd))
 		lm, err := pglogrepl.Parse(xld.WALData)
 		if err != nil {
 			return fmt.Errorf("pgoutput message at %s: %w", xld.WALStart, err)

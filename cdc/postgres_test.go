@@ -562,6 +562,9 @@ func TestPostgresReconnect(t *testing.T) {
 				}
 			}
 			none(t, s)
+			if st := s.Stats(); st.Changes != 150 || st.Acknowledged != 150 || st.Reconnects == 0 || st.ServerWAL == 0 || st.Confirmed == 0 {
+				t.Errorf("stats %+v, want 150 changes acknowledged and a reconnection", st)
+			}
 		})
 	}
 }

@@ -220,6 +220,8 @@ func TestRunPostgresCDC(t *testing.T) {
 	dir := t.TempDir()
 	m := writeFile(t, dir, "m.yaml", fmt.Sprintf(`apiVersion: aegis/v1
 data_dir: data
+telemetry:
+  metrics: {exporter: stdout, interval: 1h}
 sources:
   %s:
     type: postgres-cdc
@@ -258,6 +260,15 @@ pipelines:
 	}
 	if cs[1].After["status"] != "paid" || cs[3].After["amount"] != 40.0 {
 		t.Errorf("after images: %v, %v", cs[1].After, cs[3].After)
+	}
+	// The stdout exporter's last collection, at shutdown: the 2 rows of
+	// the snapshot and the 6 changes were read and acknowledged (the
+	// filter runs after the source).
+	metrics := r.stdout.String()
+	i := strings.LastIndex(metrics, `"Name":"aegis.cdc.changes"`)
+	acked := regexp.MustCompile(`"Value":"acknowledged"\}\}\],"StartTime":"[^"]*","Time":"[^"]*","Value":8\}`)
+	if i < 0 || !acked.MatchString(metrics[i:]) || !strings.Contains(metrics, `"Name":"aegis.cdc.lag"`) {
+		t.Errorf("aegis.cdc.changes: want 8 acknowledged, and aegis.cdc.lag:\n%.2000s", metrics[max(i, 0):])
 	}
 
 	// The WAL written since the run stopped is the slot's lag (once the

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -28,6 +29,8 @@ func TestRunDebeziumFile(t *testing.T) {
 	input := strings.Join([]string{envelope(1, "paid"), envelope(2, "pending"), bad, envelope(3, "paid"), envelope(4, "paid")}, "\n") + "\n"
 	writeFile(t, dir, "changes.jsonl", input)
 	m := writeFile(t, dir, "m.yaml", `apiVersion: aegis/v1
+telemetry:
+  metrics: {exporter: stdout, interval: 1h}
 channels: {dead: {}}
 sources:
   dz: {type: debezium, path: changes.jsonl, dead_letter: dead}
@@ -38,9 +41,14 @@ pipelines:
   - {name: a, from: dz, to: [out]}
   - {name: b, from: dead, to: [bad]}
 `)
-	code, _, stderr := runCLI(t, "run", "-f", m)
+	code, stdout, stderr := runCLI(t, "run", "-f", m)
 	if code != exitOK {
 		t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
+	}
+	i := strings.LastIndex(stdout, `"Name":"aegis.cdc.malformed"`)
+	one := regexp.MustCompile(`"Value":"dz"\}\}\],"StartTime":"[^"]*","Time":"[^"]*","Value":1\}`)
+	if i < 0 || !one.MatchString(stdout[i:]) {
+		t.Errorf("aegis.cdc.malformed: want 1 for dz:\n%.1500s", stdout[max(i, 0):])
 	}
 	cs, nbad := changes(t, filepath.Join(dir, "out.jsonl"))
 	if got := strings.Join(opKeysAfter(cs), " "); got != "c:1 c:2 c:3 c:4" || nbad != 0 {

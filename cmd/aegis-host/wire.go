@@ -38,7 +38,10 @@ type deployment struct {
 	steps []attribute.Set
 	// connectors are the plugin sources and sinks, for metrics.
 	connectors []connectorStats
-	sinks      map[string]engine.Sink
+	// postgres and debezium are the CDC sources, for metrics.
+	postgres []postgresStats
+	debezium []debeziumStats
+	sinks    map[string]engine.Sink
 	tel        *telemetry.Telemetry // never nil; traces and metrics may be off
 	flows      []*flow
 	// writers counts, per channel, the pipelines that write to it; when the
@@ -173,11 +176,32 @@ const (
 	attrConnectorKind = attribute.Key("aegis.connector.kind")
 )
 
-// watch records a connector (a source or sink that restarts) for metrics.
+// postgresStats names a postgres-cdc source and reads its counts.
+type postgresStats struct {
+	attrs attribute.Set
+	stats func() cdc.PostgresStats
+}
+
+// debeziumStats names a debezium source and reads its malformed count.
+type debeziumStats struct {
+	attrs     attribute.Set
+	malformed func() uint64
+}
+
+// attrSource names a CDC source in its metrics.
+const attrSource = attribute.Key("aegis.source")
+
+// watch records a connector (a source or sink that restarts) or a CDC
+// source for metrics.
 func (d *deployment) watch(name, kind string, v any) {
-	if r, ok := v.(interface{ Restarts() uint64 }); ok {
+	switch v := v.(type) {
+	case interface{ Restarts() uint64 }:
 		d.connectors = append(d.connectors, connectorStats{
-			attrs: attribute.NewSet(attrConnector.String(name), attrConnectorKind.String(kind)), restarts: r.Restarts})
+			attrs: attribute.NewSet(attrConnector.String(name), attrConnectorKind.String(kind)), restarts: v.Restarts})
+	case interface{ Stats() cdc.PostgresStats }:
+		d.postgres = append(d.postgres, postgresStats{attrs: attribute.NewSet(attrSource.String(name)), stats: v.Stats})
+	case interface{ Malformed() uint64 }:
+		d.debezium = append(d.debezium, debeziumStats{attrs: attribute.NewSet(attrSource.String(name)), malformed: v.Malformed})
 	}
 }
 
@@ -713,7 +737,9 @@ func (d *deployment) close(ctx context.Context) error {
 
 // instrumentPlugins records the plugins' counters as metrics: calls,
 // instances created and discarded (restarts after a trap or a limit),
-// and calls ended by a limit; and the connectors' restarts.
+// and calls ended by a limit; the connectors' restarts; and the CDC
+// sources' changes, acknowledgements, lag, reconnections and malformed
+// envelopes.
 func (d *deployment) instrumentPlugins() error {
 	m := d.tel.Meter
 	calls, err1 := m.Int64ObservableCounter("aegis.plugin.calls", metric.WithUnit("{call}"),
@@ -724,9 +750,18 @@ func (d *deployment) instrumentPlugins() error {
 		metric.WithDescription("Calls ended by a limit, by outcome: fuel, deadline"))
 	restarts, err4 := m.Int64ObservableCounter("aegis.connector.restarts", metric.WithUnit("{restart}"),
 		metric.WithDescription("Connector processes started again after a crash, a hang or invalid events"))
-	if err := errors.Join(err1, err2, err3, err4); err != nil {
+	changes, err5 := m.Int64ObservableCounter("aegis.cdc.changes", metric.WithUnit("{change}"),
+		metric.WithDescription("Changes a postgres-cdc source handed to its pipeline, by state: read, acknowledged"))
+	lag, err6 := m.Int64ObservableGauge("aegis.cdc.lag", metric.WithUnit("By"),
+		metric.WithDescription("WAL between the server's end and the position a postgres-cdc source's slot confirms"))
+	reconnects, err7 := m.Int64ObservableCounter("aegis.cdc.reconnects", metric.WithUnit("{connection}"),
+		metric.WithDescription("Replication connections a postgres-cdc source made again after one was lost"))
+	malformed, err8 := m.Int64ObservableCounter("aegis.cdc.malformed", metric.WithUnit("{envelope}"),
+		metric.WithDescription("Envelopes a debezium source could not read"))
+	if err := errors.Join(err1, err2, err3, err4, err5, err6, err7, err8); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
+	state := func(s string) metric.ObserveOption { return metric.WithAttributes(attribute.String("state", s)) }
 	outcome := func(s string) metric.ObserveOption { return metric.WithAttributes(engine.AttrOutcome.String(s)) }
 	_, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		for i, p := range d.plugins {
@@ -740,8 +775,18 @@ func (d *deployment) instrumentPlugins() error {
 		for _, c := range d.connectors {
 			o.ObserveInt64(restarts, int64(c.restarts()), metric.WithAttributeSet(c.attrs))
 		}
+		for _, p := range d.postgres {
+			st, at := p.stats(), metric.WithAttributeSet(p.attrs)
+			o.ObserveInt64(changes, int64(st.Changes), at, state("read"))
+			o.ObserveInt64(changes, int64(st.Acknowledged), at, state("acknowledged"))
+			o.ObserveInt64(lag, int64(st.LagBytes()), at)
+			o.ObserveInt64(reconnects, int64(st.Reconnects), at)
+		}
+		for _, s := range d.debezium {
+			o.ObserveInt64(malformed, int64(s.malformed()), metric.WithAttributeSet(s.attrs))
+		}
 		return nil
-	}, calls, insts, limits, restarts)
+	}, calls, insts, limits, restarts, changes, lag, reconnects, malformed)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
