@@ -42,8 +42,8 @@ type deployment struct {
 	postgres []postgresStats
 	debezium []debeziumStats
 	sinks    map[string]engine.Sink
-	tel        *telemetry.Telemetry // never nil; traces and metrics may be off
-	flows      []*flow
+	tel      *telemetry.Telemetry // never nil; traces and metrics may be off
+	flows    []*flow
 	// writers counts, per channel, the pipelines that write to it; when the
 	// last one ends an in-memory channel is deleted, which ends the
 	// pipelines that read it once they have taken everything, and a
