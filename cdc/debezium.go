@@ -472,20 +472,22 @@ type Debezium struct {
 	r     io.Reader
 
 	*chunks
-	stop chan struct{}
-	once sync.Once
+	stop    chan struct{}
+	started sync.Once // the scan, at the first Read
+	once    sync.Once
 }
 
 // NewDebezium returns a source of the envelopes in r; input names r in
 // errors and in malformed reports ("stdin", a file's name). Reading starts
-// at once, in the background.
+// with the first Read, in the background: what OnMalformed does with the
+// first lines (publish them to a channel, say) happens once the pipelines
+// run, not while they are still being set up.
 func NewDebezium(r io.Reader, input string, cfg DebeziumConfig) (*Debezium, error) {
 	in, err := newIntake(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("cdc: debezium source %q: %w", cfg.Name, err)
 	}
 	s := &Debezium{debeziumIntake: in, input: input, r: r, chunks: newChunks(in.cfg.Config, 2), stop: make(chan struct{})}
-	go s.scan()
 	return s, nil
 }
 
@@ -592,6 +594,7 @@ func (s *Debezium) scan() {
 // the last change it returns io.EOF (or the error that stopped the
 // source).
 func (s *Debezium) Read(ctx context.Context, dst []engine.Event, max int) ([]engine.Event, error) {
+	s.started.Do(func() { go s.scan() })
 	return s.chunks.read(ctx, dst, max)
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/aegis-streaming/aegis/cdc"
@@ -44,9 +45,8 @@ func openDebezium(ctx context.Context, m *manifest.Manifest, name string, s mani
 			return nil, err
 		}
 		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-		go srv.Serve(l)
 		log.Info("debezium endpoint listening", "source", name, "address", l.Addr().String())
-		return &debeziumServer{DebeziumHandler: h, srv: srv}, nil
+		return &debeziumServer{DebeziumHandler: h, srv: srv, l: l}, nil
 	}
 	if s.Path == "-" {
 		return cdc.NewDebezium(std.in, "stdin", cfg)
@@ -87,9 +87,22 @@ func onMalformed(ctx context.Context, name string, dead engine.Sink, log *slog.L
 // debeziumServer is the source of a debezium endpoint: closing it stops
 // the HTTP server (no new requests; those in flight are answered as the
 // handler's Close decides) and the handler.
+//
+// The port is taken at once (a port in use fails the deploy), but requests
+// are served from the first Read on: until the pipelines run they wait in
+// the listener's backlog, so that nothing (a malformed envelope's dead
+// letter, say) is published before every pipeline of the run has
+// subscribed.
 type debeziumServer struct {
 	*cdc.DebeziumHandler
-	srv *http.Server
+	srv   *http.Server
+	l     net.Listener
+	serve sync.Once
+}
+
+func (s *debeziumServer) Read(ctx context.Context, dst []engine.Event, max int) ([]engine.Event, error) {
+	s.serve.Do(func() { go s.srv.Serve(s.l) })
+	return s.DebeziumHandler.Read(ctx, dst, max)
 }
 
 func (s *debeziumServer) Close() error {
@@ -98,8 +111,10 @@ func (s *debeziumServer) Close() error {
 	// The handler first: it answers the requests waiting for acks, so
 	// that Shutdown need not wait for them.
 	err := s.DebeziumHandler.Close()
+	s.serve.Do(func() {}) // a Read from now on serves nothing
 	if serr := s.srv.Shutdown(ctx); serr != nil {
 		s.srv.Close()
 	}
+	s.l.Close() // in case it was never served
 	return err
 }
