@@ -827,6 +827,7 @@ func (s *Postgres) stream(ctx context.Context, repl *pgconn.PgConn, st *streamSt
 	}
 	tm := pgtype.NewMap()
 	rels := make(map[uint32]*relation)
+	var changes []pending // of the message at hand
 	var (
 		inTx      bool
 		tx        Position
@@ -938,7 +939,7 @@ func (s *Postgres) stream(ctx context.Context, repl *pgconn.PgConn, st *streamSt
 		if err != nil {
 			return fmt.Errorf("pgoutput message at %s: %w", xld.WALStart, err)
 		}
-		var changes []ChangeEvent
+		changes = changes[:0]
 		switch m := lm.(type) {
 		case *pglogrepl.RelationMessage:
 			rels[m.RelationID] = s.relation(tm, m)
@@ -954,18 +955,16 @@ func (s *Postgres) stream(ctx context.Context, repl *pgconn.PgConn, st *streamSt
 			}
 			continue
 		case *pglogrepl.InsertMessage:
-			changes, err = s.change(rels, m.RelationID, Insert, 0, nil, m.Tuple)
+			changes, err = s.change(changes, rels, m.RelationID, Insert, 0, nil, m.Tuple)
 		case *pglogrepl.UpdateMessage:
-			changes, err = s.change(rels, m.RelationID, Update, m.OldTupleType, m.OldTuple, m.NewTuple)
+			changes, err = s.change(changes, rels, m.RelationID, Update, m.OldTupleType, m.OldTuple, m.NewTuple)
 		case *pglogrepl.DeleteMessage:
-			changes, err = s.change(rels, m.RelationID, Delete, m.OldTupleType, m.OldTuple, nil)
+			changes, err = s.change(changes, rels, m.RelationID, Delete, m.OldTupleType, m.OldTuple, nil)
 		case *pglogrepl.TruncateMessage:
 			for _, id := range m.RelationIDs {
-				c, err := s.change(rels, id, Truncate, 0, nil, nil)
-				if err != nil {
-					return err
+				if changes, err = s.change(changes, rels, id, Truncate, 0, nil, nil); err != nil {
+					break
 				}
-				changes = append(changes, c...)
 			}
 		default:
 			continue
@@ -974,20 +973,22 @@ func (s *Postgres) stream(ctx context.Context, repl *pgconn.PgConn, st *streamSt
 			return err
 		}
 		for i := range changes {
-			c := &changes[i]
-			c.Position = tx
+			// Every change takes its place in the transaction, read or
+			// not, so that positions do not depend on the selection.
+			pos := tx
 			tx.Index++
-			if !last.Less(c.Position) {
+			if !last.Less(pos) {
 				continue // handed on before the connection was lost
 			}
-			last = c.Position
-			c.Source.Database = database
-			c.CommitTime, c.TxID = txTime, uint64(txID)
-			rel := s.rules.lookup(c.Source.Schema, c.Source.Table)
-			if rel == nil {
-				continue
+			last = pos
+			p := &changes[i]
+			if p.rule == nil {
+				continue // a table the publication has and the source does not read
 			}
-			keep, err := rel.apply(c)
+			c := &p.change
+			c.Position, c.Source.Database = pos, database
+			c.CommitTime, c.TxID = txTime, uint64(txID)
+			keep, err := p.rule.apply(c)
 			if err != nil {
 				return err
 			}
@@ -1027,26 +1028,40 @@ func (s *Postgres) relation(tm *pgtype.Map, m *pglogrepl.RelationMessage) *relat
 	return r
 }
 
-// change makes the change of one Insert, Update, Delete or (with no
-// tuples) Truncate message.
-func (s *Postgres) change(rels map[uint32]*relation, id uint32, t ChangeType, oldType uint8, old, new *pglogrepl.TupleData) ([]ChangeEvent, error) {
+// pending is a change of the message at hand, and the rule of its table;
+// a nil rule is a change of a table the source does not read, left
+// undecoded.
+type pending struct {
+	change ChangeEvent
+	rule   *rule
+}
+
+// change appends the change of one Insert, Update, Delete or (with no
+// tuples) Truncate message to dst.
+func (s *Postgres) change(dst []pending, rels map[uint32]*relation, id uint32, t ChangeType, oldType uint8, old, new *pglogrepl.TupleData) ([]pending, error) {
 	rel, ok := rels[id]
 	if !ok {
-		return nil, fmt.Errorf("a %s of relation %d came before its Relation message", t, id)
+		return dst, fmt.Errorf("a %s of relation %d came before its Relation message", t, id)
+	}
+	if rel.rule == nil {
+		return append(dst, pending{}), nil
 	}
 	c := ChangeEvent{Type: t, Source: SourceInfo{Connector: "postgresql", Name: s.cfg.Name, Schema: rel.schema, Table: rel.table}}
 	var unchanged []string
 	var err error
 	if new != nil {
 		if c.After, unchanged, err = rel.row(new, false); err != nil {
-			return nil, err
+			return dst, err
 		}
 	}
-	if old != nil {
+	// Without REPLICA IDENTITY FULL, an update that kept its key carries
+	// no old row. Without IncludeBefore, only a delete keeps its before
+	// image (it is all a delete has); the key comes from the after image.
+	if old != nil && (s.cfg.IncludeBefore || t == Delete) {
 		// 'K' is the replica identity's columns only (the others come as
 		// NULL); 'O' is the whole old row (REPLICA IDENTITY FULL).
 		if c.Before, _, err = rel.row(old, oldType == 'K'); err != nil {
-			return nil, err
+			return dst, err
 		}
 	}
 	switch {
@@ -1055,18 +1070,10 @@ func (s *Postgres) change(rels map[uint32]*relation, id uint32, t ChangeType, ol
 	case c.Before != nil:
 		c.Key = keyOf(c.Before, rel.key)
 	}
-	if t == Update && c.Before == nil && s.cfg.IncludeBefore {
-		// Without REPLICA IDENTITY FULL, an update that kept the key
-		// carries no old row.
-		c.Before = nil
-	}
-	if !s.cfg.IncludeBefore && t != Delete {
-		c.Before = nil
-	}
 	if len(unchanged) > 0 {
 		c.Metadata = map[string]string{MetaUnchanged: strings.Join(unchanged, ",")}
 	}
-	return []ChangeEvent{c}, nil
+	return append(dst, pending{change: c, rule: rel.rule}), nil
 }
 
 // MetaUnchanged lists, comma-separated, the columns an update left out of
