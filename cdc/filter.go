@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -101,6 +102,9 @@ func CompileFilter(expr string) error {
 	_, err = compileFilter(env, expr)
 	return err
 }
+
+// tables returns the selected tables' names (schema.table), sorted.
+func (rs *rules) tables() []string { return slices.Sorted(maps.Keys(rs.byTable)) }
 
 // lookup returns the rule of schema.table, nil when the table is not
 // selected.

@@ -56,6 +56,11 @@ type Postgres struct {
 	state     pgState
 	conn      *pgconn.PgConn // the replication connection, to interrupt it
 
+	// stateMu orders the state file's writes (the producer saves the
+	// confirmed position, Ack the snapshot's end): each writes what s.state
+	// is when it holds it, so a write never puts back an older state.
+	stateMu sync.Mutex
+
 	snapshotDone atomic.Bool
 	reconnects   atomic.Uint64
 	serverWAL    atomic.Uint64 // the server's WAL end, as last heard
@@ -226,13 +231,7 @@ func (s *Postgres) prepare(ctx context.Context, db *pgx.Conn) error {
 		return fmt.Errorf("the server's wal_level is %s: logical replication needs wal_level = logical (set it in postgresql.conf and restart the server)", level)
 	}
 	s.keys = make(map[string][]string, len(s.rules.byTable))
-	names := slices.Sorted(func(yield func(string) bool) {
-		for t := range s.rules.byTable {
-			if !yield(t) {
-				return
-			}
-		}
-	})
+	names := s.rules.tables()
 	var idents []string
 	for _, t := range names {
 		schema, table, _ := strings.Cut(t, ".")
@@ -443,20 +442,37 @@ func (s *Postgres) Ack(_ context.Context, n uint64) error {
 	s.mu.Lock()
 	s.acked = n
 	snapshot := s.confirmMarks()
-	st := s.state
 	s.mu.Unlock()
 	if snapshot {
-		st.Snapshot = "done"
-		if err := saveState(s.cfg.StateFile, st); err != nil {
-			return fmt.Errorf("cdc: postgres source %q: %w", s.cfg.Name, err)
-		}
-		s.mu.Lock()
-		s.state.Snapshot = "done"
-		s.mu.Unlock()
-		s.snapshotDone.Store(true)
-		s.log.Info("snapshot complete")
+		return s.snapshotComplete()
 	}
 	return nil
+}
+
+// snapshotComplete records that the snapshot was acknowledged whole: the
+// next run streams from the slot instead of taking it again.
+func (s *Postgres) snapshotComplete() error {
+	if err := s.updateState(func(st *pgState) bool { st.Snapshot = "done"; return true }); err != nil {
+		return fmt.Errorf("cdc: postgres source %q: %w", s.cfg.Name, err)
+	}
+	s.snapshotDone.Store(true)
+	s.log.Info("snapshot complete")
+	return nil
+}
+
+// updateState changes s.state with change and, if it says it changed
+// anything, writes it to the state file.
+func (s *Postgres) updateState(change func(*pgState) bool) error {
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	s.mu.Lock()
+	changed := change(&s.state)
+	st := s.state
+	s.mu.Unlock()
+	if !changed {
+		return nil
+	}
+	return saveState(s.cfg.StateFile, st)
 }
 
 // confirmMarks takes the marks that the acknowledged events cover, and
@@ -675,9 +691,11 @@ func (s *Postgres) addMarks(ms []mark) {
 	snapshot := s.confirmMarks()
 	s.mu.Unlock()
 	if snapshot {
-		// Nothing of the snapshot was kept (empty tables, or filters):
-		// it is complete as soon as it is read.
-		s.Ack(context.Background(), s.ackedCount())
+		// Every event of the snapshot was acknowledged before its end was
+		// marked (or none was kept: empty tables, filters).
+		if err := s.snapshotComplete(); err != nil {
+			s.log.Warn("cannot record the snapshot's end: the next run takes it again", "error", err)
+		}
 	}
 }
 
@@ -687,25 +705,12 @@ func (s *Postgres) emittedCount() uint64 {
 	return s.emitted
 }
 
-func (s *Postgres) ackedCount() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.acked
-}
-
 // snapshot reads the selected tables in the slot's snapshot.
 func (s *Postgres) snapshot(ctx context.Context, db *pgx.Conn, plan *snapshotPlan) error {
 	tm := pgtype.NewMap()
 	var index uint32
 	batch := make([]engine.Event, 0, s.cfg.BatchSize)
-	tables := slices.Sorted(func(yield func(string) bool) {
-		for t := range s.rules.byTable {
-			if !yield(t) {
-				return
-			}
-		}
-	})
-	for _, t := range tables {
+	for _, t := range s.rules.tables() {
 		r := s.rules.byTable[t]
 		schema, table, _ := strings.Cut(t, ".")
 		rr := db.PgConn().ExecParams(ctx, "SELECT * FROM "+pgx.Identifier{schema, table}.Sanitize(), nil, nil, nil, nil)
@@ -1147,16 +1152,15 @@ func (s *Postgres) status(repl *pgconn.PgConn, reply bool) error {
 // saveConfirmed writes the confirmed position to the state file when it
 // moved (for status; the slot is what a restart resumes from).
 func (s *Postgres) saveConfirmed() {
-	s.mu.Lock()
-	pos := FormatLSN(s.confirmed)
-	if pos == s.state.Confirmed {
-		s.mu.Unlock()
-		return
-	}
-	s.state.Confirmed = pos
-	st := s.state
-	s.mu.Unlock()
-	if err := saveState(s.cfg.StateFile, st); err != nil {
+	err := s.updateState(func(st *pgState) bool {
+		pos := FormatLSN(s.confirmed) // s.mu is held
+		if pos == st.Confirmed {
+			return false
+		}
+		st.Confirmed = pos
+		return true
+	})
+	if err != nil {
 		s.log.Warn("cannot save the confirmed position", "error", err)
 	}
 }

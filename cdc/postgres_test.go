@@ -596,3 +596,28 @@ func TestPostgresStatus(t *testing.T) {
 		t.Fatalf("closed: %+v %v", st, err)
 	}
 }
+
+// TestPostgresSnapshotEmpty: a snapshot with nothing to read is complete
+// once read, and the next run streams from the slot instead of taking it
+// again.
+func TestPostgresSnapshotEmpty(t *testing.T) {
+	dsn, db := newDB(t, `CREATE TABLE items (id int PRIMARY KEY)`)
+	state := filepath.Join(t.TempDir(), "state.json")
+	cfg := cdc.PostgresConfig{Name: "empty", StateFile: state, Snapshot: true}
+	s := open(t, dsn, cfg)
+	exec(t, db, `INSERT INTO items VALUES (1)`)
+	if c := read(t, s, 1, true)[0]; c.Type != cdc.Insert {
+		t.Fatalf("%s, want the insert", c.Type)
+	}
+	s.Close()
+	b, err := os.ReadFile(state)
+	if err != nil || !strings.Contains(string(b), `"snapshot": "done"`) {
+		t.Fatalf("state file: %s %v", b, err)
+	}
+	exec(t, db, `INSERT INTO items VALUES (2)`)
+	s = open(t, dsn, cfg)
+	if c := read(t, s, 1, true)[0]; c.Type != cdc.Insert || rowJSON(c.Key) != `{"id":2}` {
+		t.Fatalf("second run: %s %s, want the insert of 2", c.Type, rowJSON(c.Key))
+	}
+	none(t, s)
+}
