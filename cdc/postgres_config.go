@@ -56,10 +56,19 @@ const defaultSlotPrefix = "aegis_"
 
 var slotName = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
 
+// ValidSlot reports whether name can name a replication slot: 1 to 63
+// lowercase letters, digits and underscores.
+func ValidSlot(name string) bool { return slotName.MatchString(name) }
+
 // publicationName is what a publication name may hold here: it is written
 // into the replication command's options, so it keeps to identifiers that
 // need no quoting.
 var publicationName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
+
+// ValidPublication reports whether name can name the source's
+// publication: a letter or underscore, then letters, digits or
+// underscores, 63 at most.
+func ValidPublication(name string) bool { return publicationName.MatchString(name) }
 
 // DefaultSlot returns the slot name of a source named name: "aegis_" and
 // the name, lowercased, with characters a slot name cannot hold as '_'.
@@ -104,10 +113,10 @@ func (c PostgresConfig) validate() error {
 	if c.StateFile == "" {
 		errs = append(errs, errors.New("state file is empty"))
 	}
-	if c.Slot != "" && !slotName.MatchString(c.Slot) {
+	if c.Slot != "" && !ValidSlot(c.Slot) {
 		errs = append(errs, fmt.Errorf("slot %q: want 1 to 63 lowercase letters, digits or underscores", c.Slot))
 	}
-	if c.Publication != "" && !publicationName.MatchString(c.Publication) {
+	if c.Publication != "" && !ValidPublication(c.Publication) {
 		errs = append(errs, fmt.Errorf("publication %q: want a letter or underscore, then letters, digits or underscores (at most 63)", c.Publication))
 	}
 	if err := c.Config.validate(); err != nil {

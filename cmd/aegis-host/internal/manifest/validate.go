@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -58,13 +57,6 @@ var (
 	replicaCounts   = []int{1, 3, 5}
 	natsSchemes     = []string{"nats", "tls"}
 	changeTypes     = []string{"insert", "update", "delete", "truncate", "read"}
-)
-
-// What a postgres-cdc source's slot and publication may be named (as
-// package cdc checks them).
-var (
-	slotName        = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
-	publicationName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 )
 
 // What a name in the shared namespace of channels, sources and sinks is.
@@ -462,10 +454,10 @@ func (v *validator) postgresCDC(p string, s Source) {
 	if s.DSN == "" {
 		v.errf(p+".dsn", "required for a postgres-cdc source: the database to connect to, such as postgres://user@host:5432/db (write secrets as ${VAR})")
 	}
-	if v.d.has(p+".slot") && !slotName.MatchString(s.Slot) {
+	if v.d.has(p+".slot") && !cdc.ValidSlot(s.Slot) {
 		v.errf(p+".slot", "must be 1 to 63 lowercase letters, digits or underscores, got %q (leave it out for the default, %s)", s.Slot, cdc.DefaultSlot(v.sourceName(p)))
 	}
-	if v.d.has(p+".publication") && !publicationName.MatchString(s.Publication) {
+	if v.d.has(p+".publication") && !cdc.ValidPublication(s.Publication) {
 		v.errf(p+".publication", "must be a letter or underscore, then letters, digits or underscores (at most 63), got %q", s.Publication)
 	}
 	if v.d.has(p+".status_interval") && s.StatusInterval == 0 {
