@@ -1,0 +1,178 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Defaults of [Config].
+const (
+	DefaultMaxBody          = 16 << 20
+	DefaultMaxBatch         = 10_000
+	DefaultRequestTimeout   = 30 * time.Second
+	DefaultWriteTimeout     = 10 * time.Second
+	DefaultSubscriberBuffer = 1024
+	DefaultHeartbeat        = 15 * time.Second
+	DefaultMaxStreams       = 10_000
+)
+
+// Config configures a [Server]. The zero value serves without
+// authentication and with the defaults above.
+type Config struct {
+	// Tokens are the credentials accepted, as a bearer token
+	// ("Authorization: Bearer T"), an API key ("X-API-Key: T") or, for
+	// browsers' EventSource and WebSocket which cannot set headers, the
+	// access_token query parameter. None: every request is allowed
+	// everything (the caller decides whether that is safe, see
+	// [Config.Validate]).
+	Tokens []Token
+	// CORSOrigins are the origins (scheme://host[:port]) whose pages may
+	// call the API from a browser; "*" allows any. None: no CORS headers,
+	// so only same-origin pages can read the answers.
+	CORSOrigins []string
+	// MaxBody bounds a request's body in bytes; default [DefaultMaxBody].
+	MaxBody int64
+	// MaxBatch bounds the events of one publish request; default
+	// [DefaultMaxBatch].
+	MaxBatch int
+	// RequestTimeout bounds a request that is not a stream (reading its
+	// body and doing the work, a publish waiting for room or for the
+	// store); default [DefaultRequestTimeout].
+	RequestTimeout time.Duration
+	// WriteTimeout bounds each write to a streaming client (an SSE event,
+	// a WebSocket message): a client that does not take it in time is
+	// disconnected. Default [DefaultWriteTimeout].
+	WriteTimeout time.Duration
+	// SubscriberBuffer is how many events a streaming client of an
+	// in-memory channel may fall behind before it is disconnected (with a
+	// slow_client error, and Last-Event-ID to resume from); a persistent
+	// channel's client instead stops fetching and catches up later. Default
+	// [DefaultSubscriberBuffer].
+	SubscriberBuffer int
+	// Heartbeat is how often an idle stream gets a keep-alive (an SSE
+	// comment, a WebSocket ping); default [DefaultHeartbeat].
+	Heartbeat time.Duration
+	// MaxStreams bounds the streams (SSE and WebSocket) open at once;
+	// default [DefaultMaxStreams].
+	MaxStreams int
+	// TLS, when set, makes [Server.Serve] speak HTTPS only.
+	TLS *tls.Config
+	// Ready reports whether the host is ready to serve (GET /readyz); nil:
+	// always.
+	Ready func(context.Context) error
+	// Logger gets one line per failed request and per stream; nil:
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Action is what a token may do on a channel.
+type Action string
+
+const (
+	// Publish: publish events.
+	Publish Action = "publish"
+	// Subscribe: subscribe, read the history, acknowledge.
+	Subscribe Action = "subscribe"
+	// Admin: create, inspect and delete channels, list their
+	// subscriptions; it includes publish and subscribe.
+	Admin Action = "admin"
+)
+
+// Token is one credential and what it grants.
+type Token struct {
+	// Name identifies the token in logs (never the secret itself).
+	Name string `json:"name" yaml:"name"`
+	// Secret is the token's value: at least 16 bytes.
+	Secret string `json:"token" yaml:"token"`
+	// Grants say what it may do; a token with none may only read health,
+	// readiness and the OpenAPI document.
+	Grants []Grant `json:"grants" yaml:"grants"`
+}
+
+// Grant gives actions on the channels whose names match any of its
+// patterns; in a pattern "*" matches any run of characters (so "*" is
+// every channel, "orders.*" every channel whose name starts with
+// "orders.").
+type Grant struct {
+	Channels []string `json:"channels" yaml:"channels"`
+	Actions  []Action `json:"actions" yaml:"actions"`
+}
+
+// MinSecretLen is the shortest token accepted.
+const MinSecretLen = 16
+
+// Validate checks the tokens: names and secrets present and unique,
+// secrets long enough, grants with patterns and known actions.
+func (c Config) Validate() error {
+	names := map[string]bool{}
+	secrets := map[string]bool{}
+	for i, t := range c.Tokens {
+		switch {
+		case t.Name == "":
+			return fmt.Errorf("tokens[%d]: the name is empty", i)
+		case names[t.Name]:
+			return fmt.Errorf("tokens[%d]: the name %q is used twice", i, t.Name)
+		case len(t.Secret) < MinSecretLen:
+			return fmt.Errorf("token[%s]: the token is %d bytes long: at least %d", t.Name, len(t.Secret), MinSecretLen)
+		case secrets[t.Secret]:
+			return fmt.Errorf("token[%s]: the same token is given to another name", t.Name)
+		}
+		names[t.Name], secrets[t.Secret] = true, true
+		for j, g := range t.Grants {
+			if len(g.Channels) == 0 {
+				return fmt.Errorf("token[%s]: grants[%d]: no channels", t.Name, j)
+			}
+			for _, p := range g.Channels {
+				if p == "" {
+					return fmt.Errorf("token[%s]: grants[%d]: an empty channel pattern", t.Name, j)
+				}
+			}
+			if len(g.Actions) == 0 {
+				return fmt.Errorf("token[%s]: grants[%d]: no actions", t.Name, j)
+			}
+			for _, a := range g.Actions {
+				if _, ok := actionBits[a]; !ok {
+					return fmt.Errorf("token[%s]: grants[%d]: unknown action %q: publish, subscribe or admin", t.Name, j, a)
+				}
+			}
+		}
+	}
+	for _, o := range c.CORSOrigins {
+		if o == "" {
+			return fmt.Errorf("cors_origins: an empty origin")
+		}
+	}
+	if c.MaxBody < 0 || c.MaxBatch < 0 || c.RequestTimeout < 0 || c.WriteTimeout < 0 || c.SubscriberBuffer < 0 || c.Heartbeat < 0 || c.MaxStreams < 0 {
+		return fmt.Errorf("a limit is negative")
+	}
+	return nil
+}
+
+func (c Config) withDefaults() Config {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	if c.MaxBody == 0 {
+		c.MaxBody = DefaultMaxBody
+	}
+	def(&c.MaxBatch, DefaultMaxBatch)
+	def(&c.SubscriberBuffer, DefaultSubscriberBuffer)
+	def(&c.MaxStreams, DefaultMaxStreams)
+	defDur(&c.RequestTimeout, DefaultRequestTimeout)
+	defDur(&c.WriteTimeout, DefaultWriteTimeout)
+	defDur(&c.Heartbeat, DefaultHeartbeat)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
