@@ -9,6 +9,8 @@ import (
 	"math"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/aegis-streaming/aegis/internal/jsonstr"
 )
 
 // DataKind is the kind of value an [EventData] holds.
@@ -306,11 +308,7 @@ func (d EventData) appendValue(b []byte) ([]byte, error) {
 			b = strconv.AppendFloat(b, f, 'g', -1, 64)
 		}
 	case KindString:
-		s, err := json.Marshal(d.str)
-		if err != nil {
-			return nil, err
-		}
-		b = append(b, s...)
+		b = jsonstr.Append(b, d.str)
 	case KindBytes:
 		b = append(b, '"')
 		b = base64.StdEncoding.AppendEncode(b, d.raw)

@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 	"unicode/utf8"
+
+	"github.com/aegis-streaming/aegis/internal/jsonstr"
 )
 
 // Event is one thing that happened. Events are values; once published they
@@ -106,16 +109,78 @@ type eventJSON struct {
 //
 //	{"id":"0190...","type":"order.created","source":"urn:...","time":"2026-11-26T12:00:00.123456789Z","data":{"kind":"json","value":{...}},"metadata":{"k":"v"}}
 //
-// A zero ID or time is left out.
+// A zero ID or time is left out. It is [Event.AppendJSON] into a new
+// slice.
 func (e Event) MarshalJSON() ([]byte, error) {
-	j := eventJSON{Type: e.Type, Source: e.Source, Data: e.Data, Metadata: e.Metadata}
+	return e.AppendJSON(make([]byte, 0, 160+e.Data.Size()))
+}
+
+// AppendJSON appends the event's JSON form (see [Event.MarshalJSON]) to
+// dst, without reflection: what the sinks, the network API and its streams
+// write per event. The document is on one line: a JSON payload with line
+// breaks is compacted. Metadata keys are in sorted order.
+func (e *Event) AppendJSON(dst []byte) ([]byte, error) {
+	if err := e.Data.Validate(); err != nil {
+		return dst, e.errorf("%w", err)
+	}
+	dst = append(dst, '{')
 	if !e.ID.IsZero() {
-		j.ID = &e.ID
+		dst = append(dst, `"id":"`...)
+		dst = append(dst, e.ID.String()...)
+		dst = append(dst, `",`...)
+	}
+	dst = append(dst, `"type":`...)
+	dst = jsonstr.Append(dst, string(e.Type))
+	if e.Source != "" {
+		dst = append(dst, `,"source":`...)
+		dst = jsonstr.Append(dst, e.Source)
 	}
 	if e.Time != 0 {
-		j.Time = e.Timestamp().Format(time.RFC3339Nano)
+		dst = append(dst, `,"time":"`...)
+		dst = e.Timestamp().AppendFormat(dst, time.RFC3339Nano)
+		dst = append(dst, '"')
 	}
-	return json.Marshal(j)
+	dst = append(dst, `,"data":{"kind":"`...)
+	dst = append(dst, e.Data.kind.String()...)
+	dst = append(dst, '"')
+	if e.Data.kind != KindNull {
+		dst = append(dst, `,"value":`...)
+		if e.Data.kind == KindJSON && bytes.ContainsAny(e.Data.raw, "\n\r") {
+			var err error
+			if dst, err = appendCompact(dst, e.Data.raw); err != nil {
+				return dst, e.errorf("data: %w", err)
+			}
+		} else {
+			var err error
+			if dst, err = e.Data.appendValue(dst); err != nil {
+				return dst, e.errorf("data: %w", err)
+			}
+		}
+	}
+	dst = append(dst, '}')
+	if len(e.Metadata) > 0 {
+		dst = append(dst, `,"metadata":{`...)
+		for i, k := range slices.Sorted(maps.Keys(e.Metadata)) {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = jsonstr.Append(dst, k)
+			dst = append(dst, ':')
+			dst = jsonstr.Append(dst, e.Metadata[k])
+		}
+		dst = append(dst, '}')
+	}
+	return append(dst, '}'), nil
+}
+
+// appendCompact appends the JSON document raw without insignificant white
+// space.
+func appendCompact(dst, raw []byte) ([]byte, error) {
+	buf := bytes.NewBuffer(dst)
+	if err := json.Compact(buf, raw); err != nil {
+		return dst, err
+	}
+	return buf.Bytes(), nil
 }
 
 // UnmarshalJSON implements json.Unmarshaler for the form written by

@@ -567,6 +567,9 @@ func FuzzEventJSON(f *testing.F) {
 		if err != nil {
 			t.Fatalf("UnmarshalJSON(%q) accepted %+v, which does not marshal: %v", in, e, err)
 		}
+		if !json.Valid(out) || bytes.ContainsAny(out, "\n\r") {
+			t.Fatalf("MarshalJSON of %q: %q is not one line of JSON", in, out)
+		}
 		var back engine.Event
 		if err := back.UnmarshalJSON(out); err != nil {
 			t.Fatalf("UnmarshalJSON(%q) (from input %q): %v", out, in, err)

@@ -294,9 +294,7 @@ func (s *jsonSink) Write(_ context.Context, events []Event) error {
 		if s.format == FormatData {
 			s.buf, err = appendDataJSON(s.buf, events[i].Data)
 		} else {
-			var b []byte
-			b, err = json.Marshal(&events[i])
-			s.buf = append(s.buf, b...)
+			s.buf, err = events[i].AppendJSON(s.buf)
 		}
 		if err != nil {
 			return err

@@ -41,13 +41,11 @@ func NewClient(baseURL, token string, hc *http.Client) (*Client, error) {
 
 // request builds a request for path (already escaped) and query.
 func (c *Client) request(ctx context.Context, method, path string, q url.Values, body io.Reader, ctype string) (*http.Request, error) {
-	u := *c.base
-	u.Path += path
-	u.RawPath = c.base.EscapedPath() + path
-	if q != nil {
-		u.RawQuery = q.Encode()
+	u := c.base.String() + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bufio"
-	"encoding/json"
 	"net/http"
 	"strconv"
 
@@ -33,9 +32,13 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request, p *principal) *
 	if acceptsNDJSON(r) {
 		w.Header().Set("Content-Type", mediaNDJSON)
 		bw := bufio.NewWriter(w)
-		enc := json.NewEncoder(bw)
+		var buf []byte
 		for i := range events {
-			if err := enc.Encode(events[i]); err != nil {
+			var err error
+			if buf, err = events[i].AppendJSON(buf[:0]); err != nil {
+				return nil // published events are valid; this is only a guard
+			}
+			if _, err := bw.Write(append(buf, '\n')); err != nil {
 				return nil // the client is gone
 			}
 		}

@@ -89,6 +89,11 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request, p *principal) *Erro
 		}
 		for i := range events {
 			buf = appendSSEEvent(buf[:0], &events[i])
+			if bw.Available() < len(buf) {
+				// bw writes to the connection now: the write timeout
+				// bounds each buffer's worth, not the whole batch.
+				rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+			}
 			bw.Write(buf)
 		}
 		if !s.flush(rc, bw) {
@@ -101,16 +106,18 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request, p *principal) *Erro
 }
 
 // appendSSEEvent appends one SSE event: the event's ID and its JSON, which
-// has no line breaks (encoding/json escapes them in strings).
+// is one line ([engine.Event.AppendJSON]).
 func appendSSEEvent(dst []byte, ev *engine.Event) []byte {
-	b, err := json.Marshal(ev)
-	if err != nil {
-		b, _ = json.Marshal(map[string]string{"id": ev.ID.String(), "error": err.Error()})
-	}
 	dst = append(dst, "id: "...)
 	dst = append(dst, ev.ID.String()...)
 	dst = append(dst, "\ndata: "...)
-	dst = append(dst, b...)
+	start := len(dst)
+	dst, err := ev.AppendJSON(dst)
+	if err != nil {
+		// Published events are valid; this is only a guard.
+		b, _ := json.Marshal(map[string]string{"id": ev.ID.String(), "error": err.Error()})
+		dst = append(dst[:start], b...)
+	}
 	return append(dst, "\n\n"...)
 }
 

@@ -79,6 +79,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request, p *principal)
 	heartbeat := time.NewTicker(s.cfg.Heartbeat)
 	defer heartbeat.Stop()
 	events := make([]engine.Event, 0, 256)
+	var buf []byte
 	for {
 		var why *Error
 		var ended bool
@@ -104,7 +105,15 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request, p *principal)
 			continue
 		}
 		for i := range events {
-			if !write(WSMessage{Type: "event", Event: &events[i]}) {
+			buf = append(buf[:0], `{"type":"event","event":`...)
+			if buf, err = events[i].AppendJSON(buf); err != nil {
+				continue // published events are valid; this is only a guard
+			}
+			buf = append(buf, '}')
+			ctx, cancel := context.WithTimeout(st.ctx, s.cfg.WriteTimeout)
+			err = c.Write(ctx, websocket.MessageText, buf)
+			cancel()
+			if err != nil {
 				return nil
 			}
 		}
