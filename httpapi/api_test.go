@@ -36,7 +36,7 @@ func TestAuth(t *testing.T) {
 		{"GET", "/v1/channels/orders/events", "", subToken, pubToken, 200},
 		{"GET", "/v1/channels/orders/subscriptions", "", adminToken, subToken, 200},
 		{"GET", "/v1/channels/orders/stream?start=bogus", "", subToken, pubToken, 400},
-		{"GET", "/v1/channels/orders/ws?start=bogus", "", subToken, pubToken, 400},
+		{"GET", "/v1/channels/orders/ws?start=bogus", "", subToken, pubToken, 426},
 		{"GET", "/v1/stats", "", subToken, "", 200},
 		{"POST", "/v1/subscriptions/none/ack", `{"ids":[]}`, subToken, "", 404},
 	}

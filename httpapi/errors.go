@@ -42,7 +42,6 @@ const (
 	CodeEventNotFound    = "event_not_found"        // 404: a resume point no longer retained
 	CodeSubscriptionGone = "subscription_not_found" // 404: an ack for a stream that is not open
 	CodeMethodNotAllowed = "method_not_allowed"     // 405
-	CodeNotAcceptable    = "not_acceptable"         // 406
 	CodeChannelExists    = "channel_exists"         // 409
 	CodeNotPending       = "not_pending"            // 409: an ack of an event not awaiting one
 	CodeTooLarge         = "too_large"              // 413: the body or the batch is too large
@@ -52,7 +51,7 @@ const (
 	CodeChannelFull      = "channel_full"           // 507: a persistent channel that discards new events is full
 	CodeInternal         = "internal"               // 500
 	CodeUnavailable      = "unavailable"            // 503: closing, not ready, or the store unreachable
-	CodeTimeout          = "timeout"                // 504: the request's time ran out (a publish waiting for room)
+	CodeTimeout          = "timeout"                // 504: the request's time ran out (a publish waiting for room); 408 while reading the body
 	CodeSlowClient       = "slow_client"            // in a stream: disconnected for falling behind
 	CodeChannelDeleted   = "channel_deleted"        // in a stream: the channel was deleted
 )
@@ -76,7 +75,7 @@ func fromEngine(channel string, err error) *Error {
 	case errors.Is(err, engine.ErrChannelNotFound), errors.Is(err, engine.ErrChannelDeleted) && published == nil:
 		return &Error{Status: http.StatusNotFound, Code: CodeChannelNotFound, Message: fmt.Sprintf("channel %q not found", channel)}
 	case errors.Is(err, engine.ErrChannelDeleted):
-		return e(http.StatusNotFound, CodeChannelDeleted)
+		return e(http.StatusGone, CodeChannelDeleted)
 	case errors.Is(err, engine.ErrChannelExists):
 		return e(http.StatusConflict, CodeChannelExists)
 	case errors.Is(err, engine.ErrEventNotFound):

@@ -126,7 +126,13 @@ func (s *Server) openStream(r *http.Request, p *principal) (*stream, *Error) {
 	}
 	sub, err := s.eng.Subscribe(name, opts)
 	if err != nil {
-		return nil, fromEngine(name, err)
+		e := fromEngine(name, err)
+		if e.Code == CodeInternal {
+			// The engine refuses bad options (a durable name, ...) with
+			// plain errors.
+			e = apiErr(http.StatusBadRequest, CodeBadRequest, "%v", err)
+		}
+		return nil, e
 	}
 	st := &stream{
 		id: sub.ID(), channel: name, sub: sub, persistent: ci.Config.Persistent,
@@ -379,7 +385,7 @@ const (
 // /term: the events to settle; for nak, how long to wait before the
 // redelivery; for term, why.
 type SettleRequest struct {
-	IDs    []engine.EventID `json:"ids"`
+	IDs    []engine.EventID `json:"ids,omitempty"`
 	Delay  Duration         `json:"delay,omitempty"`
 	Reason string           `json:"reason,omitempty"`
 }
@@ -420,27 +426,38 @@ func (st *stream) settle(ctx context.Context, kind settleKind, req SettleRequest
 	if !st.manual {
 		return apiErr(http.StatusUnprocessableEntity, CodeUnsupported, "the stream was opened without ack=manual: the host acknowledges its events")
 	}
-	var err error
-	switch kind {
-	case settleAck:
-		err = st.sub.Ack(ctx, req.IDs...)
-	case settleNak:
-		for _, id := range req.IDs {
-			if err = st.sub.Nak(id, time.Duration(req.Delay)); err != nil {
-				break
-			}
+	if kind == settleAck {
+		if err := st.sub.Ack(ctx, req.IDs...); err != nil {
+			return settleErr(st.channel, err)
 		}
-	case settleTerm:
-		for _, id := range req.IDs {
-			if err = st.sub.Term(id, req.Reason); err != nil {
-				break
-			}
+		return nil
+	}
+	// Nak and term settle each event they can, and say which they could
+	// not.
+	var errs []error
+	for _, id := range req.IDs {
+		var err error
+		if kind == settleNak {
+			err = st.sub.Nak(id, time.Duration(req.Delay))
+		} else {
+			err = st.sub.Term(id, req.Reason)
+		}
+		if err != nil {
+			errs = append(errs, err)
 		}
 	}
-	if err != nil {
-		e := fromEngine(st.channel, err)
-		e.Message = fmt.Sprintf("%v", err)
+	if len(errs) > 0 {
+		e := settleErr(st.channel, errs[0])
+		e.Message = fmt.Sprintf("%d of %d events settled; %v", len(req.IDs)-len(errs), len(req.IDs), errors.Join(errs...))
 		return e
 	}
 	return nil
+}
+
+// settleErr is the API's error for a failed ack, nak or term, with the
+// engine's message (which names the event).
+func settleErr(channel string, err error) *Error {
+	e := fromEngine(channel, err)
+	e.Message = err.Error()
+	return e
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/coder/websocket"
@@ -44,20 +46,20 @@ type WSMessage struct {
 // The subscription is made before the upgrade, so that a refused one is
 // an ordinary HTTP error.
 func (s *Server) websocket(w http.ResponseWriter, r *http.Request, p *principal) *Error {
+	if name := r.PathValue("channel"); !p.can(permSubscribe, name) {
+		return forbidden(p, permSubscribe, name)
+	}
+	if e := s.checkUpgrade(w, r); e != nil {
+		return e
+	}
 	st, e := s.openStream(r, p)
 	if e != nil {
 		return e
 	}
 	defer s.closeStream(st)
-	opts := &websocket.AcceptOptions{}
-	for _, o := range s.cfg.CORSOrigins {
-		if o == "*" {
-			opts.InsecureSkipVerify = true
-		} else if u, err := url.Parse(o); err == nil && u.Host != "" {
-			opts.OriginPatterns = append(opts.OriginPatterns, u.Host)
-		}
-	}
-	c, err := websocket.Accept(w, r, opts)
+	// The handshake and the origin are checked above, with the API's
+	// errors, before anything is subscribed.
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		return nil // Accept has answered
 	}
@@ -152,4 +154,39 @@ func (s *Server) wsRead(c *websocket.Conn, st *stream, write func(WSMessage) boo
 			return
 		}
 	}
+}
+
+// checkUpgrade refuses a request that is not a WebSocket handshake the
+// host can accept, or that comes from a page of an origin that is neither
+// the host's own nor one of [Config.CORSOrigins] (cross-site WebSocket
+// hijacking).
+func (s *Server) checkUpgrade(w http.ResponseWriter, r *http.Request) *Error {
+	if !headerHas(r.Header, "Connection", "upgrade") || !headerHas(r.Header, "Upgrade", "websocket") {
+		w.Header().Set("Upgrade", "websocket")
+		return apiErr(http.StatusUpgradeRequired, CodeBadRequest, "a WebSocket handshake is required (Connection: Upgrade, Upgrade: websocket); for a plain HTTP stream use /stream")
+	}
+	if v := r.Header.Get("Sec-WebSocket-Version"); v != "13" {
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		return apiErr(http.StatusUpgradeRequired, CodeBadRequest, "WebSocket version %q: the host speaks version 13", v)
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" || slices.Contains(s.cfg.CORSOrigins, "*") || slices.Contains(s.cfg.CORSOrigins, origin) {
+		return nil
+	}
+	if u, err := url.Parse(origin); err == nil && strings.EqualFold(u.Host, r.Host) {
+		return nil
+	}
+	return apiErr(http.StatusForbidden, CodeForbidden, "origin %q may not open WebSockets: the API's cors_origins does not list it", origin)
+}
+
+// headerHas says whether a comma-separated header has token, in any case.
+func headerHas(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
 }
