@@ -90,7 +90,7 @@ type Stats struct {
 	Delivered   uint64         `json:"delivered"`
 	Dropped     uint64         `json:"dropped"`
 	Lag         uint64         `json:"lag"`
-	Streams     int            `json:"streams"` // SSE and WebSocket clients of the API
+	Streams     int            `json:"streams"` // SSE and WebSocket clients of the API on these channels
 	PerChannel  []ChannelStats `json:"per_channel"`
 }
 
@@ -274,7 +274,7 @@ func (s *Server) subscriptions(w http.ResponseWriter, r *http.Request, p *princi
 
 func (s *Server) stats(w http.ResponseWriter, r *http.Request, p *principal) *Error {
 	st := s.eng.Stats()
-	out := Stats{PerChannel: []ChannelStats{}, Streams: s.streams.count()}
+	out := Stats{PerChannel: []ChannelStats{}, Streams: s.streams.count(p)}
 	all := p == anonymous
 	if all {
 		out.Channels, out.Subscribers, out.Published, out.Delivered, out.Dropped, out.Lag = st.Channels, st.Subscribers, st.Published, st.Delivered, st.Dropped, st.Lag

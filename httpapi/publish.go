@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 
@@ -35,8 +36,8 @@ func readBody(r *http.Request) ([]byte, *Error) {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return nil, apiErr(http.StatusRequestEntityTooLarge, CodeTooLarge, "the body is larger than %d bytes", err.(*http.MaxBytesError).Limit)
 		}
-		if r.Context().Err() != nil {
-			return nil, apiErr(http.StatusRequestTimeout, CodeTimeout, "reading the body took too long: %v", err)
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() || r.Context().Err() != nil {
+			return nil, apiErr(http.StatusRequestTimeout, CodeTimeout, "the body did not arrive within the request timeout")
 		}
 		return nil, apiErr(http.StatusBadRequest, CodeBadRequest, "reading the body: %v", err)
 	}

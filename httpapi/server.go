@@ -111,9 +111,13 @@ func (s *Server) route(path string, stream bool, methods map[string]handler) {
 			return
 		}
 		if !stream {
+			// The deadline bounds the work; the read deadline bounds
+			// reading the body, which a context does not interrupt (a
+			// client that sends it slowly, or not at all).
 			ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 			defer cancel()
 			r = r.WithContext(ctx)
+			http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.RequestTimeout))
 		}
 		if err := h(w, r, p); err != nil {
 			s.writeError(w, r, err)

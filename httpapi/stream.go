@@ -55,10 +55,17 @@ type streams struct {
 
 func (ss *streams) init() { ss.m = map[string]*stream{} }
 
-func (ss *streams) count() int {
+// count is the number of open streams on channels p may see.
+func (ss *streams) count(p *principal) int {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	return len(ss.m)
+	n := 0
+	for _, st := range ss.m {
+		if p.canAny(st.channel) {
+			n++
+		}
+	}
+	return n
 }
 
 func (ss *streams) add(st *stream, limit int) *Error {

@@ -1,0 +1,101 @@
+package httpapi_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aegis-streaming/aegis/engine"
+	"github.com/aegis-streaming/aegis/httpapi"
+)
+
+// selfSigned makes a certificate for 127.0.0.1 and a pool that trusts it.
+func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "aegis-host test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}, pool
+}
+
+func TestTLS(t *testing.T) {
+	cert, pool := selfSigned(t)
+	h := newHost(t, nil, httpapi.Config{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}, Tokens: testTokens})
+	h.channel(t, "orders", engine.ChannelConfig{})
+	url := strings.Replace(h.url, "http://", "https://", 1)
+	c, err := httpapi.NewClient(url, pubToken, &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Publish(ctxT(t), "orders", orderEvent(1)); err != nil {
+		t.Fatalf("over TLS: %v", err)
+	}
+	// Plain HTTP to the TLS port gets no API answer.
+	resp, err := http.Get(h.url + "/healthz")
+	if err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Fatalf("plain HTTP was served: %s", b)
+		}
+	}
+	// A client that does not trust the certificate is refused by its TLS.
+	untrusted, _ := httpapi.NewClient(url, pubToken, &http.Client{})
+	if err := untrusted.Health(ctxT(t)); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("an untrusted certificate: %v", err)
+	}
+	// TLS 1.1 is refused.
+	old := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MaxVersion: tls.VersionTLS11}}}
+	if _, err := old.Get(url + "/healthz"); err == nil {
+		t.Fatal("TLS 1.1 was accepted")
+	}
+}
+
+// TestSlowBody: a body that does not arrive within the request timeout is
+// answered 408, and the connection does not hold a handler for longer.
+func TestSlowBody(t *testing.T) {
+	h := newHost(t, nil, httpapi.Config{RequestTimeout: 300 * time.Millisecond})
+	h.channel(t, "orders", engine.ChannelConfig{})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/channels/orders/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"type\":")
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b, _ := io.ReadAll(conn)
+	if !strings.Contains(string(b), "408") || !strings.Contains(string(b), `"code":"timeout"`) {
+		t.Fatalf("a body that never came: %q", b)
+	}
+	if st, _ := h.eng.ChannelStats("orders"); st.Published != 0 {
+		t.Fatal("something was published")
+	}
+}
