@@ -159,14 +159,14 @@ func TestBrowserEventSource(t *testing.T) {
 		Tokens:      []httpapi.Token{{Name: "page", Secret: token, Grants: []httpapi.Grant{{Channels: []string{"orders"}, Actions: []httpapi.Action{httpapi.Subscribe, httpapi.Publish}}}}},
 		CORSOrigins: []string{page.URL},
 	}
-	apiAddr := serveAPI(t, eng, cfg, "127.0.0.1:0")
+	api := serveAPI(t, eng, cfg, "127.0.0.1:0")
 	noCORS := cfg
 	noCORS.CORSOrigins = nil
-	noCORSAddr := serveAPI(t, eng, noCORS, "127.0.0.1:0")
+	noCORSAPI := serveAPI(t, eng, noCORS, "127.0.0.1:0")
 
 	const first, then = 20, 8
 	q := url.Values{
-		"api": {"http://" + apiAddr.addr}, "nocors": {"http://" + noCORSAddr.addr},
+		"api": {"http://" + api.addr}, "nocors": {"http://" + noCORSAPI.addr},
 		"token": {token}, "first": {strconv.Itoa(first)}, "then": {strconv.Itoa(then)},
 	}
 	startBrowser(t, ctx, chromium, page.URL+"/?"+q.Encode())
@@ -176,7 +176,7 @@ func TestBrowserEventSource(t *testing.T) {
 	if sub == nil || sub.Channel != "orders" || sub.Subscription == "" || sub.Ack != "auto" {
 		t.Fatalf("subscribed: %+v, want the orders channel, a subscription ID and ack auto", sub)
 	}
-	c, err := httpapi.NewClient("http://"+apiAddr.addr, token, nil)
+	c, err := httpapi.NewClient("http://"+api.addr, token, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func TestBrowserEventSource(t *testing.T) {
 	checkPageEvents(t, "live", r.wait("events").Events, events[:first])
 
 	if rep := r.wait("denied"); rep.ReadyState == nil || *rep.ReadyState != esClosed {
-		t.Errorf("wrong token: the EventSource's readyState is %v after its error, want %d (closed: refused for good, not retried)", rep.ReadyState, esClosed)
+		t.Errorf("wrong token: the EventSource's readyState after its error is not %d (closed: refused for good, not retried): %+v", esClosed, rep)
 	}
 	if rep := r.wait("denied-fetch"); rep.Status != http.StatusUnauthorized || rep.Code != httpapi.CodeUnauthorized {
 		t.Errorf("wrong token: the page read status %d code %q (%s), want %d %q", rep.Status, rep.Code, rep.Message, http.StatusUnauthorized, httpapi.CodeUnauthorized)
@@ -208,14 +208,14 @@ func TestBrowserEventSource(t *testing.T) {
 	// The host ends the stream (a shutdown); the events published while
 	// the page is away come to it when it is back, after the last event
 	// it got and only those: the EventSource sends Last-Event-ID.
-	apiAddr.shutdown(t, ctx)
+	api.shutdown(t, ctx)
 	if rep := r.wait("stream-error"); rep.Error == nil || rep.Error.Code != httpapi.CodeUnavailable {
 		t.Errorf("shutdown: the stream's error event is %+v, want code %q", rep.Error, httpapi.CodeUnavailable)
 	}
 	if err := eng.PublishBatch(ctx, "orders", engine.EventBatch{Events: events[first:]}); err != nil {
 		t.Fatal(err)
 	}
-	serveAPI(t, eng, cfg, apiAddr.addr)
+	serveAPI(t, eng, cfg, api.addr)
 	checkPageEvents(t, "resumed", r.wait("events").Events, events[first:])
 	r.wait("subscribed")
 }
