@@ -30,7 +30,7 @@ import (
 //
 //	subscribed        the stream's subscribed event
 //	events            the first ?first= events, then the next ?then=
-//	stream-error      an error event the host sent before ending the stream
+//	stream-error      the end event the host sent before ending the stream
 //	denied            the EventSource with a wrong token failed
 //	denied-fetch      the status and error code of that request by fetch
 //	blocked           the EventSource to the API at ?nocors=, which sends no
@@ -66,15 +66,16 @@ es.onmessage = (e) => {
 		got = [];
 	}
 };
-es.addEventListener("error", (e) => {
-	// A named "error" event is the host's reason for ending the stream;
-	// the EventSource then reconnects by itself with Last-Event-ID.
-	if (e.data !== undefined) {
-		report("stream-error", {error: JSON.parse(e.data)});
-	} else if (es.readyState === EventSource.CLOSED) {
+es.addEventListener("end", (e) => {
+	// The host's reason for ending the stream; the EventSource then
+	// reconnects by itself with Last-Event-ID.
+	report("stream-error", {error: JSON.parse(e.data)});
+});
+es.onerror = () => {
+	if (es.readyState === EventSource.CLOSED) {
 		report("script-error", {message: "the stream failed for good"});
 	}
-});
+};
 
 const denied = new EventSource(streamURL(api, "not-the-token-0123456789"));
 denied.onmessage = () => report("script-error", {message: "the wrong token got an event"});

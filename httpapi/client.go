@@ -271,7 +271,7 @@ func (s *Subscription) Next() (engine.Event, error) {
 				s.retry = m.retry
 			}
 			switch {
-			case m.event == "error":
+			case m.event == "end":
 				var e Error
 				if json.Unmarshal(m.data, &e) != nil || e.Code == "" {
 					e = Error{Code: CodeInternal, Message: string(m.data)}
@@ -282,7 +282,7 @@ func (s *Subscription) Next() (engine.Event, error) {
 				}
 			case (m.event == "" || m.event == "message") && m.hasData:
 				var ev engine.Event
-				if err := json.Unmarshal(m.data, &ev); err != nil {
+				if err := ev.UnmarshalJSON(m.data); err != nil {
 					return ev, fmt.Errorf("stream of %q: event %s: %w", s.channel, m.id, err)
 				}
 				if m.id != "" {

@@ -14,7 +14,7 @@ const (
 	DefaultMaxBatch         = 10_000
 	DefaultRequestTimeout   = 30 * time.Second
 	DefaultWriteTimeout     = 10 * time.Second
-	DefaultSubscriberBuffer = 1024
+	DefaultSubscriberBuffer = 10_000
 	DefaultHeartbeat        = 15 * time.Second
 	DefaultMaxStreams       = 10_000
 )
@@ -48,9 +48,12 @@ type Config struct {
 	WriteTimeout time.Duration
 	// SubscriberBuffer is how many events a streaming client of an
 	// in-memory channel may fall behind before it is disconnected (with a
-	// slow_client error, and Last-Event-ID to resume from); a persistent
-	// channel's client instead stops fetching and catches up later. Default
-	// [DefaultSubscriberBuffer].
+	// slow_client error, and Last-Event-ID to resume from the channel's
+	// history, which must then hold that many); a persistent channel's
+	// client instead stops fetching and catches up later. The queue grows
+	// with the lag, so an idle stream costs nothing for it. Default
+	// [DefaultSubscriberBuffer], as many as one publish may bring
+	// ([DefaultMaxBatch]).
 	SubscriberBuffer int
 	// Heartbeat is how often an idle stream gets a keep-alive (an SSE
 	// comment, a WebSocket ping); default [DefaultHeartbeat].

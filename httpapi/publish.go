@@ -188,9 +188,8 @@ func decodeEvent(b []byte, ev *engine.Event, what string, n int) *Error {
 	if what != "" {
 		at = what + " " + itoa(n) + ": "
 	}
-	if err := json.Unmarshal(b, ev); err != nil {
-		var se *json.SyntaxError
-		if errors.As(err, &se) || !json.Valid(b) {
+	if err := ev.UnmarshalJSON(b); err != nil {
+		if !json.Valid(b) {
 			return apiErr(http.StatusBadRequest, CodeInvalidJSON, "%s%v", at, err)
 		}
 		return apiErr(http.StatusBadRequest, CodeInvalidEvent, "%s%v", at, err)

@@ -34,13 +34,15 @@ type Subscribed struct {
 //
 //	: keep-alive
 //
-//	event: error
+//	event: end
 //	data: {"code":"slow_client","message":"..."}
 //
 // Events are unnamed (an EventSource's onmessage gets them), with the
 // event's ID as the SSE id, so a reconnecting EventSource resumes after
 // the last one it received (Last-Event-ID). A stream ends with an
-// "error" event that says why, unless the client left.
+// "end" event whose data is the [Error] that says why, unless the client
+// left. (Not "error": an EventSource gives events of that name to the
+// handlers of its own connection errors.)
 func (s *Server) sse(w http.ResponseWriter, r *http.Request, p *principal) *Error {
 	st, e := s.openStream(r, p)
 	if e != nil {
@@ -77,7 +79,7 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request, p *principal) *Erro
 		if ended {
 			if why != nil {
 				b, _ := json.Marshal(why)
-				bw.WriteString("event: error\ndata: ")
+				bw.WriteString("event: end\ndata: ")
 				bw.Write(b)
 				bw.WriteString("\n\n")
 				s.flush(rc, bw)

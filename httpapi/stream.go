@@ -38,13 +38,21 @@ type stream struct {
 	replay []engine.Event
 	seen   map[engine.EventID]struct{}
 
-	out    chan engine.Event
+	out    *queue
 	ctx    context.Context
 	cancel context.CancelFunc
 	once   sync.Once
 	err    *Error // why the stream ended; set before done closes
 	done   chan struct{}
 }
+
+// pumpBuffer is the engine subscription's buffer of an in-memory stream:
+// the pump empties it into the stream's queue at once. persistentQueue is
+// how many events a persistent stream fetches ahead and holds.
+const (
+	pumpBuffer      = 256
+	persistentQueue = 64
+)
 
 // streams are the open streams, by subscription ID, for acks and shutdown.
 type streams struct {
@@ -162,10 +170,10 @@ func (s *Server) openStream(r *http.Request, p *principal) (*stream, *Error) {
 	size := s.cfg.SubscriberBuffer
 	if st.persistent {
 		// The events a persistent stream holds have their ack wait
-		// running: hold few.
-		size = min(size, 64)
+		// running: hold few; the rest wait in the stream.
+		size = min(size, persistentQueue)
 	}
-	st.out = make(chan engine.Event, size)
+	st.out = newQueue(size)
 	st.ctx, st.cancel = context.WithCancel(context.WithoutCancel(r.Context()))
 	if e := s.streams.add(st, s.cfg.MaxStreams); e != nil {
 		sub.Close()
@@ -235,9 +243,9 @@ func (s *Server) streamOptions(q url.Values, persistent bool, p *principal) (eng
 		if ack == "manual" {
 			return opts, nil, apiErr(http.StatusUnprocessableEntity, CodeUnsupported, "ack=manual: for persistent channels only (an in-memory channel does not redeliver)")
 		}
-		// The stream's own queue absorbs bursts; the subscription's
-		// buffer only needs to cover the pump's turn.
-		opts.BufferSize = s.cfg.SubscriberBuffer
+		// The stream's queue absorbs bursts; the subscription's buffer
+		// only needs to cover the pump's turn.
+		opts.BufferSize = pumpBuffer
 		if !all && afterID.IsZero() && after.IsZero() {
 			return opts, nil, nil
 		}
@@ -246,7 +254,7 @@ func (s *Server) streamOptions(q url.Values, persistent bool, p *principal) (eng
 	opts.Durable = q.Get("durable")
 	opts.DeliveryMode, opts.AckMode = engine.AtLeastOnce, engine.AckManual
 	opts.AckWait, opts.MaxDeliver = ackWait, int(min(maxDeliver, 1<<31-1))
-	opts.BufferSize = 64
+	opts.BufferSize = persistentQueue
 	switch {
 	case !afterID.IsZero():
 		opts.Start = engine.StartAfterEvent(afterID)
@@ -270,26 +278,31 @@ func (st *stream) pump() {
 			st.end(streamEndError(st.channel, err))
 			return
 		}
-		for _, ev := range batch.Events {
-			if st.seen != nil {
-				if _, dup := st.seen[ev.ID]; dup {
-					continue
+		events := batch.Events
+		if st.seen != nil {
+			i := 0
+			for ; i < len(events); i++ {
+				if _, dup := st.seen[events[i].ID]; !dup {
+					st.seen = nil // live from here on: history and live no longer overlap
+					break
 				}
-				st.seen = nil // live from here on: history and live no longer overlap
 			}
-			if st.persistent {
-				select {
-				case st.out <- ev:
-				case <-st.ctx.Done():
-					return
-				}
-				continue
+			events = events[i:]
+		}
+		for len(events) > 0 {
+			n := st.out.push(events)
+			events = events[n:]
+			if len(events) == 0 {
+				break
+			}
+			if !st.persistent {
+				st.end(apiErr(http.StatusServiceUnavailable, CodeSlowClient,
+					"the client fell %d events behind and was disconnected: reconnect with the last event ID to resume from the channel's history", st.out.limit))
+				return
 			}
 			select {
-			case st.out <- ev:
-			default:
-				st.end(apiErr(http.StatusServiceUnavailable, CodeSlowClient,
-					"the client fell %d events behind and was disconnected: reconnect with the last event ID to resume from the channel's history", cap(st.out)))
+			case <-st.out.space:
+			case <-st.ctx.Done():
 				return
 			}
 		}
@@ -337,33 +350,25 @@ func (st *stream) next(dst []engine.Event, max int, heartbeat <-chan time.Time) 
 		st.replay = st.replay[n:]
 		return dst, nil, false
 	}
-	select {
-	case ev := <-st.out:
-		dst = append(dst, ev)
-	case <-st.done:
-		// A deleted channel's last events are sent before the reason;
-		// otherwise the stream ends at once.
-		if st.err == nil || st.err.Code != CodeChannelDeleted {
-			return nil, st.err, true
-		}
-		select {
-		case ev := <-st.out:
-			dst = append(dst, ev)
-		default:
-			return nil, st.err, true
-		}
-	case <-heartbeat:
-		return nil, nil, false
-	}
-	for len(dst) < max {
-		select {
-		case ev := <-st.out:
-			dst = append(dst, ev)
-		default:
+	for {
+		if dst = st.out.pop(dst, max); len(dst) > 0 {
 			return dst, nil, false
 		}
+		select {
+		case <-st.out.ready:
+		case <-st.done:
+			// A deleted channel's last events are sent before the
+			// reason; otherwise the stream ends at once.
+			if st.err != nil && st.err.Code == CodeChannelDeleted {
+				if dst = st.out.pop(dst, max); len(dst) > 0 {
+					return dst, nil, false
+				}
+			}
+			return nil, st.err, true
+		case <-heartbeat:
+			return nil, nil, false
+		}
 	}
-	return dst, nil, false
 }
 
 // written acknowledges, with ack=auto on a persistent channel, the events

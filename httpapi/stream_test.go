@@ -537,3 +537,38 @@ func TestSSEHammer(t *testing.T) {
 }
 
 var _ = context.Background
+
+// TestSSEBurst: one publish of a large batch reaches a stream whole: a
+// burst is not a slow client.
+func TestSSEBurst(t *testing.T) {
+	h := newHost(t, nil, httpapi.Config{})
+	h.channel(t, "orders", engine.ChannelConfig{})
+	ctx := ctxT(t)
+	sub, err := h.client(t, "").Subscribe(ctx, "orders", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	var nd strings.Builder
+	const n = httpapi.DefaultMaxBatch
+	for i := range n {
+		b, _ := orderEvent(i).MarshalJSON()
+		nd.Write(b)
+		nd.WriteByte('\n')
+	}
+	if _, err := h.client(t, "").PublishNDJSON(ctx, "orders", strings.NewReader(nd.String())); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		ev, err := sub.Next()
+		if err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+		if eventN(t, ev) != i {
+			t.Fatalf("event %d: got %d", i, eventN(t, ev))
+		}
+	}
+	if sub.Reconnects() != 0 {
+		t.Fatalf("the stream was cut %d times by one publish", sub.Reconnects())
+	}
+}
