@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -268,31 +269,80 @@ func BenchmarkPublishEngine(b *testing.B) {
 const fanoutSubscribers = 100
 
 // BenchmarkSSEFanout measures delivery by Server-Sent Events to
-// fanoutSubscribers Go clients (Client.Subscribe, each read by its own
-// goroutine) of an in-memory channel, of b.N events of the orders workload
-// published in-process (Engine.PublishBatch), until every subscriber got
-// every event:
+// fanoutSubscribers streams of an in-memory channel, each read by its own
+// goroutine, of b.N events of the orders workload published in-process
+// (Engine.PublishBatch), until every subscriber got every event:
 //
 //   - throughput: batches of 100 as fast as the slowest subscriber takes
-//     them, at most 512 events behind (under the API's default
-//     SubscriberBuffer, beyond which a stream is ended as a slow client);
-//     its latency is mostly that queue's.
+//     them, at most 512 events behind; its latency is mostly that queue's.
 //   - latency: one event at a time, the next once every subscriber got
 //     the last: the time one event takes to reach them all.
 //
+// Each runs with two kinds of subscribers: go-client (Client.Subscribe,
+// which decodes every event into an engine.Event) and raw (a reader of
+// the SSE lines that decodes nothing but the sampled events' times, as a
+// client in another process costs the host nothing to decode). The
+// clients share the machine's cores with the host, so go-client measures
+// mostly the clients' JSON decoding, raw mostly the host.
+//
 // Reported: events/s delivered in total and per subscriber, and the p50
 // and p99 time from publishing (the event time the engine sets) to a
-// subscriber having decoded the event, over every event (latency) or
-// every 8th (throughput).
+// subscriber having read the event, over every event (latency) or every
+// 8th (throughput).
 func BenchmarkSSEFanout(b *testing.B) {
-	b.Run("throughput", func(b *testing.B) { benchFanout(b, 100, 512, 8) })
-	b.Run("latency", func(b *testing.B) { benchFanout(b, 1, 1, 1) })
+	for _, raw := range []bool{false, true} {
+		name := map[bool]string{false: "go-client", true: "raw"}[raw]
+		b.Run("throughput/"+name, func(b *testing.B) { benchFanout(b, 100, 512, 8, raw) })
+		b.Run("latency/"+name, func(b *testing.B) { benchFanout(b, 1, 1, 1, raw) })
+	}
+}
+
+// fanoutReader reads one subscriber's events: the next one's time, in
+// nanoseconds since the epoch, when want is set.
+type fanoutReader interface {
+	next(want bool) (int64, error)
+}
+
+type clientReader struct{ s *httpapi.Subscription }
+
+func (r clientReader) next(bool) (int64, error) {
+	ev, err := r.s.Next()
+	return ev.Time, err
+}
+
+// rawReader reads SSE lines and parses nothing but the times it is asked
+// for.
+type rawReader struct {
+	br *bufio.Reader
+}
+
+func (r rawReader) next(want bool) (int64, error) {
+	for {
+		line, err := r.br.ReadSlice('\n')
+		if err != nil {
+			return 0, err
+		}
+		data, ok := bytes.CutPrefix(line, []byte("data: {\"id\""))
+		if !ok {
+			continue
+		}
+		if !want {
+			return 0, nil
+		}
+		_, rest, _ := bytes.Cut(data, []byte(`"time":"`))
+		ts, _, _ := bytes.Cut(rest, []byte(`"`))
+		t, err := time.Parse(time.RFC3339Nano, string(ts))
+		if err != nil {
+			return 0, fmt.Errorf("event time %q: %w", ts, err)
+		}
+		return t.UnixNano(), nil
+	}
 }
 
 // benchFanout publishes b.N events in batches of batch, keeping at most
 // window of them not yet received by every subscriber, and samples the
 // latency of every sample-th event.
-func benchFanout(b *testing.B, batch, window, sample int) {
+func benchFanout(b *testing.B, batch, window, sample int, raw bool) {
 	api := newBenchAPI(b)
 	hc := benchTransport(b, fanoutSubscribers)
 	c, err := httpapi.NewClient(api.url, benchToken, hc)
@@ -303,12 +353,27 @@ func benchFanout(b *testing.B, batch, window, sample int) {
 	defer cancel()
 
 	f := newFanoutProgress(fanoutSubscribers)
-	subs := make([]*httpapi.Subscription, fanoutSubscribers)
+	subs := make([]fanoutReader, fanoutSubscribers)
+	var clients []*httpapi.Subscription
 	for i := range subs {
-		if subs[i], err = c.Subscribe(ctx, "orders", nil); err != nil {
-			b.Fatal(err)
+		if !raw {
+			s, err := c.Subscribe(ctx, "orders", nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			clients = append(clients, s)
+			subs[i] = clientReader{s}
+			continue
 		}
-		defer subs[i].Close()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, api.url+"/v1/channels/orders/stream", nil)
+		req.Header.Set("Authorization", "Bearer "+benchToken)
+		resp, err := hc.Do(req)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			b.Fatalf("stream: %v %v", resp, err)
+		}
+		defer resp.Body.Close()
+		subs[i] = rawReader{bufio.NewReaderSize(resp.Body, 64<<10)}
 	}
 	// Subscribe returns once the host answered, and the host answers once
 	// it subscribed: every stream gets the first event.
@@ -325,7 +390,7 @@ func benchFanout(b *testing.B, batch, window, sample int) {
 			own := make([]time.Duration, 0, b.N/sample+1)
 			defer func() { lat[i] = own }()
 			for n := 1; n <= b.N; n++ {
-				ev, err := sub.Next()
+				at, err := sub.next(n%sample == 0)
 				if err != nil {
 					if ctx.Err() == nil {
 						b.Errorf("subscriber %d, event %d: %v", i, n, err)
@@ -335,7 +400,7 @@ func benchFanout(b *testing.B, batch, window, sample int) {
 					return
 				}
 				if n%sample == 0 {
-					own = append(own, time.Duration(time.Now().UnixNano()-ev.Time))
+					own = append(own, time.Duration(time.Now().UnixNano()-at))
 				}
 				f.received(i, n)
 			}
@@ -363,7 +428,7 @@ func benchFanout(b *testing.B, batch, window, sample int) {
 	if b.Failed() {
 		return
 	}
-	for i, sub := range subs {
+	for i, sub := range clients {
 		if r := sub.Reconnects(); r > 0 {
 			b.Fatalf("subscriber %d reconnected %d times: it fell behind", i, r)
 		}
