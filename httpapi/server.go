@@ -45,6 +45,7 @@ func New(eng *engine.Engine, cfg Config) (*Server, error) {
 	}
 	cfg = cfg.withDefaults()
 	s := &Server{eng: eng, cfg: cfg, auth: newAuth(cfg.Tokens), log: cfg.Logger, mux: http.NewServeMux(), paths: map[string][]string{}}
+	s.cfg.Tokens = nil // only their digests are kept (auth)
 	s.streams.init()
 	s.open("/healthz", http.MethodGet, s.health)
 	s.open("/readyz", http.MethodGet, s.ready)
