@@ -326,15 +326,25 @@ func (d *EventData) UnmarshalJSON(b []byte) error {
 		*d = EventData{}
 		return nil
 	}
-	var env struct {
-		Kind  *string         `json:"kind"`
-		Value json.RawMessage `json:"value"`
-	}
+	var env taggedData
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&env); err != nil {
 		return fmt.Errorf("event data: %w", err)
 	}
+	return d.fromTagged(&env)
+}
+
+// taggedData is the tagged JSON form of [EventData], decoded but not yet
+// checked; an event's decoder reads its data into one directly, so that the
+// payload is scanned with the event and not again on its own.
+type taggedData struct {
+	Kind  *string         `json:"kind"`
+	Value json.RawMessage `json:"value"`
+}
+
+// fromTagged sets d from its decoded tagged form.
+func (d *EventData) fromTagged(env *taggedData) error {
 	if env.Kind == nil {
 		return errors.New(`event data: missing "kind"`)
 	}
@@ -392,7 +402,8 @@ func (d *EventData) UnmarshalJSON(b []byte) error {
 		}
 		out = BytesData(raw)
 	case KindJSON:
-		out = EventData{kind: KindJSON, raw: bytes.Clone(v)}
+		// The decoder copied it out of the input, and checked it.
+		out = EventData{kind: KindJSON, raw: v}
 	}
 	*d = out
 	return nil

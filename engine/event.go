@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"time"
@@ -101,7 +102,7 @@ type eventJSON struct {
 	Type     EventType         `json:"type"`
 	Source   string            `json:"source,omitempty"`
 	Time     string            `json:"time,omitempty"`
-	Data     EventData         `json:"data"`
+	Data     *taggedData       `json:"data"`
 	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
@@ -190,9 +191,28 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&j); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			switch te.Field {
+			case "data":
+				return fmt.Errorf(`event: event data: want the tagged form {"kind":...,"value":...}, not a JSON %s`, te.Value)
+			case "data.kind":
+				return fmt.Errorf(`event: event data: "kind" is a string, not a JSON %s`, te.Value)
+			}
+		}
 		return fmt.Errorf("event: %w", err)
 	}
-	out := Event{Type: j.Type, Source: j.Source, Data: j.Data, Metadata: j.Metadata}
+	if _, err := dec.Token(); err != io.EOF {
+		// Called directly (not through json.Unmarshal, which checks
+		// the whole input first), b may hold more than the event.
+		return errors.New("event: more than one JSON value")
+	}
+	out := Event{Type: j.Type, Source: j.Source, Metadata: j.Metadata}
+	if j.Data != nil {
+		if err := out.Data.fromTagged(j.Data); err != nil {
+			return fmt.Errorf("event: %w", err)
+		}
+	}
 	if j.ID != nil {
 		out.ID = *j.ID
 	}
