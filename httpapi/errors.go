@@ -78,6 +78,8 @@ func fromEngine(channel string, err error) *Error {
 		return e(http.StatusGone, CodeChannelDeleted)
 	case errors.Is(err, engine.ErrChannelExists):
 		return e(http.StatusConflict, CodeChannelExists)
+	case errors.Is(err, engine.ErrHistoryTooLarge):
+		return e(http.StatusBadRequest, CodeBadRequest)
 	case errors.Is(err, engine.ErrEventNotFound):
 		return e(http.StatusNotFound, CodeEventNotFound)
 	case errors.Is(err, engine.ErrNotPending):
