@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -36,43 +35,15 @@ const benchBatch = 1000
 
 const benchToken = "bench-token-0123456789"
 
-// benchAPI is an engine with the orders channel and its API served over
-// TCP until the benchmark ends.
-type benchAPI struct {
-	eng *engine.Engine
-	url string
-}
-
-func newBenchAPI(b *testing.B) *benchAPI {
+// newBenchAPI is an engine with the orders channel, and its API served
+// over TCP with benchToken until the benchmark ends.
+func newBenchAPI(b *testing.B) *host {
 	b.Helper()
-	eng := engine.New(engine.Config{})
-	b.Cleanup(func() { eng.Close() })
-	if err := eng.CreateChannel("orders", engine.ChannelConfig{}); err != nil {
-		b.Fatal(err)
-	}
-	srv, err := httpapi.New(eng, httpapi.Config{
+	h := newHost(b, nil, httpapi.Config{
 		Tokens: []httpapi.Token{{Name: "bench", Secret: benchToken, Grants: []httpapi.Grant{{Channels: []string{"*"}, Actions: []httpapi.Action{httpapi.Admin}}}}},
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(l) }()
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			b.Errorf("shutdown: %v", err)
-		}
-		if err := <-done; err != nil {
-			b.Errorf("serve: %v", err)
-		}
-	})
-	return &benchAPI{eng: eng, url: "http://" + l.Addr().String()}
+	h.channel(b, "orders", engine.ChannelConfig{})
+	return h
 }
 
 // benchTransport is a client transport that keeps a connection per

@@ -49,62 +49,74 @@ func (s *Server) sse(w http.ResponseWriter, r *http.Request, p *principal) *Erro
 		return e
 	}
 	defer s.closeStream(st)
-	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no") // proxies must not hold events back
 	h.Set("Aegis-Subscription", st.id)
 	w.WriteHeader(http.StatusOK)
-	bw := bufio.NewWriterSize(w, 32<<10)
-	rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-	hello, _ := json.Marshal(Subscribed{Subscription: st.id, Channel: st.channel, Durable: st.sub.Info().Durable, Ack: ackName(st.manual)})
-	bw.WriteString("retry: " + itoa(int(sseRetry/time.Millisecond)) + "\n\nevent: subscribed\ndata: ")
-	bw.Write(hello)
-	bw.WriteString("\n\n")
-	if !s.flush(rc, bw) {
-		return nil
+	s.serveStream(st, &sseFraming{timeout: s.cfg.WriteTimeout, rc: http.NewResponseController(w), bw: bufio.NewWriterSize(w, 32<<10)})
+	return nil
+}
+
+// sseFraming writes a stream as Server-Sent Events.
+type sseFraming struct {
+	timeout time.Duration
+	rc      *http.ResponseController
+	bw      *bufio.Writer
+	buf     []byte
+}
+
+// deadline gives what is written next the write timeout: a client that
+// does not take it in time is gone or too slow, its write fails and the
+// stream ends.
+func (f *sseFraming) deadline() { f.rc.SetWriteDeadline(time.Now().Add(f.timeout)) }
+
+func (f *sseFraming) hello(m Subscribed) bool {
+	f.deadline()
+	b, _ := json.Marshal(m)
+	f.bw.WriteString("retry: " + itoa(int(sseRetry/time.Millisecond)) + "\n\nevent: subscribed\ndata: ")
+	f.bw.Write(b)
+	f.bw.WriteString("\n\n")
+	return f.flush()
+}
+
+func (f *sseFraming) events(events []engine.Event) bool {
+	f.deadline()
+	for i := range events {
+		f.buf = appendSSEEvent(f.buf[:0], &events[i])
+		if f.bw.Available() < len(f.buf) {
+			// bw writes to the connection now: the write timeout bounds
+			// each buffer's worth, not the whole batch.
+			f.deadline()
+		}
+		f.bw.Write(f.buf)
 	}
-	heartbeat := time.NewTicker(s.cfg.Heartbeat)
-	defer heartbeat.Stop()
-	events := make([]engine.Event, 0, 256)
-	var buf []byte
-	for {
-		var why *Error
-		var ended bool
-		events, why, ended = st.next(events, cap(events), heartbeat.C)
-		// A client that does not take what is written within the write
-		// timeout is gone or too slow: its write fails and the stream ends.
-		rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-		if ended {
-			if why != nil {
-				b, _ := json.Marshal(why)
-				bw.WriteString("event: end\ndata: ")
-				bw.Write(b)
-				bw.WriteString("\n\n")
-				s.flush(rc, bw)
-			}
-			return nil
-		}
-		if len(events) == 0 {
-			bw.WriteString(": keep-alive\n\n")
-		}
-		for i := range events {
-			buf = appendSSEEvent(buf[:0], &events[i])
-			if bw.Available() < len(buf) {
-				// bw writes to the connection now: the write timeout
-				// bounds each buffer's worth, not the whole batch.
-				rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-			}
-			bw.Write(buf)
-		}
-		if !s.flush(rc, bw) {
-			return nil
-		}
-		if err := st.written(events); err != nil {
-			s.log.Warn("api stream: acknowledging written events", "subscription", st.id, "error", err)
-		}
+	return f.flush()
+}
+
+func (f *sseFraming) keepalive() bool {
+	f.deadline()
+	f.bw.WriteString(": keep-alive\n\n")
+	return f.flush()
+}
+
+func (f *sseFraming) end(why *Error) {
+	f.deadline()
+	b, _ := json.Marshal(why)
+	f.bw.WriteString("event: end\ndata: ")
+	f.bw.Write(b)
+	f.bw.WriteString("\n\n")
+	f.flush()
+}
+
+// flush writes what bw holds to the client; false when the client is gone
+// or too slow to take it.
+func (f *sseFraming) flush() bool {
+	if f.bw.Flush() != nil {
+		return false
 	}
+	return f.rc.Flush() == nil
 }
 
 // appendSSEEvent appends one SSE event: the event's ID and its JSON, which
@@ -121,20 +133,4 @@ func appendSSEEvent(dst []byte, ev *engine.Event) []byte {
 		dst = append(dst[:start], b...)
 	}
 	return append(dst, "\n\n"...)
-}
-
-// flush writes what bw holds to the client; false when the client is gone
-// or too slow to take it.
-func (s *Server) flush(rc *http.ResponseController, bw *bufio.Writer) bool {
-	if bw.Flush() != nil {
-		return false
-	}
-	return rc.Flush() == nil
-}
-
-func ackName(manual bool) string {
-	if manual {
-		return "manual"
-	}
-	return "auto"
 }

@@ -371,6 +371,57 @@ func (st *stream) next(dst []engine.Event, max int, heartbeat <-chan time.Time) 
 	}
 }
 
+// framing writes a stream to one kind of connection (SSE, WebSocket).
+// Each write returns false when the client is gone or too slow to take it.
+type framing interface {
+	hello(Subscribed) bool
+	events([]engine.Event) bool
+	keepalive() bool
+	end(why *Error)
+}
+
+// serveStream writes st to the connection through f until the stream
+// ends: the client left, fell behind, the channel was deleted, or the host
+// is shutting down.
+func (s *Server) serveStream(st *stream, f framing) {
+	if !f.hello(Subscribed{Subscription: st.id, Channel: st.channel, Durable: st.sub.Info().Durable, Ack: ackName(st.manual)}) {
+		return
+	}
+	heartbeat := time.NewTicker(s.cfg.Heartbeat)
+	defer heartbeat.Stop()
+	events := make([]engine.Event, 0, 256)
+	for {
+		var why *Error
+		var ended bool
+		events, why, ended = st.next(events, cap(events), heartbeat.C)
+		switch {
+		case ended:
+			if why != nil {
+				f.end(why)
+			}
+			return
+		case len(events) == 0:
+			if !f.keepalive() {
+				return
+			}
+			continue
+		case !f.events(events):
+			return
+		}
+		if err := st.written(events); err != nil {
+			s.log.Warn("api stream: acknowledging written events", "subscription", st.id, "error", err)
+		}
+	}
+}
+
+// ackName is how the stream's acknowledgement mode is named to clients.
+func ackName(manual bool) string {
+	if manual {
+		return "manual"
+	}
+	return "auto"
+}
+
 // written acknowledges, with ack=auto on a persistent channel, the events
 // just written to the connection.
 func (st *stream) written(events []engine.Event) error {

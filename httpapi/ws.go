@@ -65,64 +65,67 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request, p *principal)
 	}
 	defer c.CloseNow()
 	c.SetReadLimit(wsReadLimit)
-	write := func(m WSMessage) bool {
-		b, err := json.Marshal(m)
-		if err != nil {
+	f := &wsFraming{timeout: s.cfg.WriteTimeout, ctx: st.ctx, c: c}
+	go s.wsRead(c, st, f.message)
+	s.serveStream(st, f)
+	return nil
+}
+
+// wsFraming writes a stream as WebSocket messages (see WSMessage). The
+// connection takes concurrent writes: the reader answers a bad message
+// with an error message of its own.
+type wsFraming struct {
+	timeout time.Duration
+	ctx     context.Context
+	c       *websocket.Conn
+	buf     []byte
+}
+
+func (f *wsFraming) write(b []byte) bool {
+	ctx, cancel := context.WithTimeout(f.ctx, f.timeout)
+	defer cancel()
+	return f.c.Write(ctx, websocket.MessageText, b) == nil
+}
+
+// message writes m; false when the client is gone or too slow.
+func (f *wsFraming) message(m WSMessage) bool {
+	b, err := json.Marshal(m)
+	return err == nil && f.write(b)
+}
+
+func (f *wsFraming) hello(m Subscribed) bool {
+	return f.message(WSMessage{Type: "subscribed", Subscribed: &m})
+}
+
+func (f *wsFraming) events(events []engine.Event) bool {
+	for i := range events {
+		var err error
+		f.buf = append(f.buf[:0], `{"type":"event","event":`...)
+		if f.buf, err = events[i].AppendJSON(f.buf); err != nil {
+			continue // published events are valid; this is only a guard
+		}
+		if !f.write(append(f.buf, '}')) {
 			return false
 		}
-		ctx, cancel := context.WithTimeout(st.ctx, s.cfg.WriteTimeout)
-		defer cancel()
-		return c.Write(ctx, websocket.MessageText, b) == nil
 	}
-	go s.wsRead(c, st, write)
-	if !write(WSMessage{Type: "subscribed", Subscribed: &Subscribed{Subscription: st.id, Channel: st.channel, Durable: st.sub.Info().Durable, Ack: ackName(st.manual)}}) {
-		return nil
+	return true
+}
+
+func (f *wsFraming) keepalive() bool {
+	ctx, cancel := context.WithTimeout(f.ctx, f.timeout)
+	defer cancel()
+	return f.c.Ping(ctx) == nil
+}
+
+func (f *wsFraming) end(why *Error) {
+	// The stream's context is done by now: the last message has a
+	// timeout of its own.
+	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+	defer cancel()
+	if b, err := json.Marshal(WSMessage{Type: "error", Error: why}); err == nil {
+		f.c.Write(ctx, websocket.MessageText, b)
 	}
-	heartbeat := time.NewTicker(s.cfg.Heartbeat)
-	defer heartbeat.Stop()
-	events := make([]engine.Event, 0, 256)
-	var buf []byte
-	for {
-		var why *Error
-		var ended bool
-		events, why, ended = st.next(events, cap(events), heartbeat.C)
-		if ended {
-			if why != nil {
-				ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
-				if b, err := json.Marshal(WSMessage{Type: "error", Error: why}); err == nil {
-					c.Write(ctx, websocket.MessageText, b)
-				}
-				cancel()
-				c.Close(websocket.StatusTryAgainLater, why.Code)
-			}
-			return nil
-		}
-		if len(events) == 0 {
-			ctx, cancel := context.WithTimeout(st.ctx, s.cfg.WriteTimeout)
-			err := c.Ping(ctx)
-			cancel()
-			if err != nil {
-				return nil
-			}
-			continue
-		}
-		for i := range events {
-			buf = append(buf[:0], `{"type":"event","event":`...)
-			if buf, err = events[i].AppendJSON(buf); err != nil {
-				continue // published events are valid; this is only a guard
-			}
-			buf = append(buf, '}')
-			ctx, cancel := context.WithTimeout(st.ctx, s.cfg.WriteTimeout)
-			err = c.Write(ctx, websocket.MessageText, buf)
-			cancel()
-			if err != nil {
-				return nil
-			}
-		}
-		if err := st.written(events); err != nil {
-			s.log.Warn("api stream: acknowledging written events", "subscription", st.id, "error", err)
-		}
-	}
+	f.c.Close(websocket.StatusTryAgainLater, why.Code)
 }
 
 // wsRead reads the client's messages (acknowledgements) until the
