@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults of [Config].
@@ -69,6 +72,15 @@ type Config struct {
 	// Logger gets one line per failed request and per stream; nil:
 	// slog.Default().
 	Logger *slog.Logger
+	// Tracer, when set, traces each publish request: a server span, a
+	// child of the request's traceparent header, whose context the
+	// published events carry (unless they bring their own), so that the
+	// pipelines that take them continue the trace. Without it the
+	// request's traceparent itself goes on the events.
+	Tracer trace.Tracer
+	// Meter, when set, records the requests' durations
+	// ([MetricRequestDuration]) and the open streams ([MetricStreams]).
+	Meter metric.Meter
 }
 
 // Action is what a token may do on a channel.

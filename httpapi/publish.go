@@ -115,17 +115,13 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, p *principal) *
 	if len(events) == 0 {
 		return apiErr(http.StatusBadRequest, CodeBadRequest, "the body holds no event")
 	}
-	if tp := r.Header.Get("traceparent"); tp != "" {
-		// The caller's trace goes on with the events it published.
-		for i := range events {
-			if _, ok := events[i].Meta(engine.MetaTraceParent); !ok {
-				events[i].SetMeta(engine.MetaTraceParent, tp)
-			}
-		}
+	ctx, span := s.tel.startPublish(r, name, events)
+	if err := s.eng.PublishBatch(ctx, name, engine.EventBatch{Events: events}); err != nil {
+		e := fromEngine(name, err)
+		endPublish(span, e)
+		return e
 	}
-	if err := s.eng.PublishBatch(r.Context(), name, engine.EventBatch{Events: events}); err != nil {
-		return fromEngine(name, err)
-	}
+	endPublish(span, nil)
 	res := PublishResult{IDs: make([]engine.EventID, len(events))}
 	for i := range events {
 		res.IDs[i] = events[i].ID

@@ -28,6 +28,7 @@ type Server struct {
 	mux     *http.ServeMux
 	streams streams
 	closing atomic.Bool
+	tel     telemetry
 	paths   map[string][]string // the routes and their methods
 
 	mu  sync.Mutex
@@ -47,6 +48,10 @@ func New(eng *engine.Engine, cfg Config) (*Server, error) {
 	s := &Server{eng: eng, cfg: cfg, auth: newAuth(cfg.Tokens), log: cfg.Logger, mux: http.NewServeMux(), paths: map[string][]string{}}
 	s.cfg.Tokens = nil // only their digests are kept (auth)
 	s.streams.init()
+	s.tel.tracer = cfg.Tracer
+	if err := s.instrument(cfg.Meter); err != nil {
+		return nil, fmt.Errorf("api: metrics: %w", err)
+	}
 	s.open("/healthz", http.MethodGet, s.health)
 	s.open("/readyz", http.MethodGet, s.ready)
 	s.open("/v1/openapi.json", http.MethodGet, serveOpenAPI)
@@ -99,7 +104,10 @@ func (s *Server) route(path string, stream bool, methods map[string]handler) {
 	slices.Sort(allowed)
 	s.register(path, allowed)
 	allow := strings.Join(allowed, ", ")
-	s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+	s.mux.HandleFunc(path, func(rw http.ResponseWriter, r *http.Request) {
+		w := &statusWriter{ResponseWriter: rw}
+		began := time.Now()
+		defer func() { s.tel.record(r, path, w.status, began) }()
 		h, ok := methods[r.Method]
 		if !ok {
 			w.Header().Set("Allow", allow)
@@ -247,6 +255,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	s.streams.closeAll()
 	var errs []error
+	if s.tel.reg != nil {
+		errs = append(errs, s.tel.reg.Unregister())
+	}
 	for _, srv := range srvs {
 		errs = append(errs, srv.Shutdown(ctx))
 	}
