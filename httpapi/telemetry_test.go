@@ -70,7 +70,7 @@ func TestTelemetry(t *testing.T) {
 				for _, p := range d.DataPoints {
 					route, _ := p.Attributes.Value("http.route")
 					status, _ := p.Attributes.Value("http.response.status_code")
-					statuses[route.AsString()+" "+status.Emit()] = true
+					statuses[route.AsString()+" "+status.String()] = true
 				}
 			case metricdata.Gauge[int64]:
 				if m.Name == httpapi.MetricStreams && len(d.DataPoints) == 1 {
