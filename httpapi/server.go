@@ -247,7 +247,8 @@ func (s *Server) Serve(l net.Listener) error {
 
 // Shutdown stops accepting requests, ends the open streams (each gets a
 // last "unavailable" error, and resumes from Last-Event-ID elsewhere or
-// later), and waits for the requests in flight until ctx ends.
+// later), and waits for the requests in flight until ctx ends; then it
+// closes the connections that are left, and returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing.Store(true)
@@ -259,7 +260,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		errs = append(errs, s.tel.reg.Unregister())
 	}
 	for _, srv := range srvs {
-		errs = append(errs, srv.Shutdown(ctx))
+		if err := srv.Shutdown(ctx); err != nil {
+			// What is left when ctx ends is cut off.
+			errs = append(errs, err, srv.Close())
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -536,7 +536,6 @@ func TestSSEHammer(t *testing.T) {
 	}
 }
 
-var _ = context.Background
 
 // TestSSEBurst: one publish of a large batch reaches a stream whole: a
 // burst is not a slow client.
@@ -571,4 +570,87 @@ func TestSSEBurst(t *testing.T) {
 	if sub.Reconnects() != 0 {
 		t.Fatalf("the stream was cut %d times by one publish", sub.Reconnects())
 	}
+}
+
+// TestDurableHammer: three clients share one durable subscription with
+// manual acks, leaving some events unacknowledged at first: every event
+// ends acknowledged, whatever client took it.
+func TestDurableHammer(t *testing.T) {
+	h := newHost(t, durableEngine(t), httpapi.Config{})
+	h.channel(t, "jobs", engine.ChannelConfig{Persistent: true})
+	ctx := ctxT(t)
+	const n = 300
+	for i := 0; i < n; i += 50 {
+		batch := make([]engine.Event, 50)
+		for j := range batch {
+			batch[j] = orderEvent(i + j)
+		}
+		if err := h.eng.PublishBatch(ctx, "jobs", engine.EventBatch{Events: batch}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	acked := map[int]bool{}
+	skipped := map[int]bool{}
+	done := make(chan struct{})
+	var finish sync.Once
+	subCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	q := url.Values{"durable": {"workers"}, "ack": {"manual"}, "start": {"all"}, "ack_wait": {"500ms"}}
+	for w := range 3 {
+		sub, err := h.client(t, "").Subscribe(subCtx, "jobs", q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			defer sub.Close()
+			for {
+				ev, err := sub.Next()
+				if err != nil {
+					select {
+					case <-done:
+					default:
+						t.Errorf("worker %d: %v", w, err)
+					}
+					return
+				}
+				i := eventN(t, ev)
+				mu.Lock()
+				// Every 7th event is left unacknowledged the first time it
+				// comes: it must come again.
+				skip := i%7 == 0 && !skipped[i]
+				skipped[i] = skipped[i] || skip
+				mu.Unlock()
+				if skip {
+					continue
+				}
+				if err := sub.Ack(ctx, ev.ID); err != nil {
+					var e *httpapi.Error
+					if errors.As(err, &e) && e.Code == httpapi.CodeNotPending {
+						continue // redelivered to another worker meanwhile
+					}
+					t.Errorf("worker %d: ack: %v", w, err)
+					return
+				}
+				mu.Lock()
+				acked[i] = true
+				all := len(acked) == n
+				mu.Unlock()
+				if all {
+					finish.Do(func() { close(done) })
+				}
+			}
+		})
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		mu.Lock()
+		t.Errorf("%d of %d events acknowledged", len(acked), n)
+		mu.Unlock()
+	}
+	// The others are still reading: ending their context ends them.
+	stop()
+	wg.Wait()
 }
