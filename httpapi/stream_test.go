@@ -536,7 +536,6 @@ func TestSSEHammer(t *testing.T) {
 	}
 }
 
-
 // TestSSEBurst: one publish of a large batch reaches a stream whole: a
 // burst is not a slow client.
 func TestSSEBurst(t *testing.T) {
