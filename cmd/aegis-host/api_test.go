@@ -279,8 +279,8 @@ pipelines:
 		t.Fatalf("publish -f - --quiet: exit %d, stdout %q; stderr:\n%s", code, stdoutText, stderr)
 	}
 	code, stdoutText, stderr = runCLI(t, "publish", "audit", "--url", base, "--token", shopToken, "--type", "x")
-	if want := `aegis-host: forbidden: token "shop" may not publish on channel "audit"`; code != exitError || strings.TrimSpace(stderr) != want {
-		t.Errorf("publish without the grant: exit %d, stderr %q, want 1 and %q", code, stderr, want)
+	if want := `aegis-host: forbidden: token "shop" may not publish on channel "audit"`; code != exitError || strings.TrimSpace(stderr) != want || stdoutText != "" {
+		t.Errorf("publish without the grant: exit %d, stdout %q, stderr %q, want 1 and %q", code, stdoutText, stderr, want)
 	}
 	code, stdoutText, stderr = cli("publish", "orders", "-f", writeFile(t, dir, "bad.jsonl", eventLine("order.created", 1)+"\n{\"type\":\n"))
 	if code != exitError || !strings.HasPrefix(stderr, "aegis-host: invalid_json: line 2: ") || stdoutText != "" {
