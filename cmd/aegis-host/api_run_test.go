@@ -285,8 +285,8 @@ func TestClientUsage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, _, stderr := runCLI(t, "channels", "info", "orders", "--url", "http://"+addr)
-	if code != exitError || !strings.Contains(stderr, "connection refused") {
+	code, _, stderr := runCLI(t, "channels", "--url", "http://"+addr, "info", "orders")
+	if code != exitError || !strings.Contains(stderr, addr) || !strings.Contains(stderr, "connection refused") {
 		t.Errorf("no host: exit %d, stderr %q", code, stderr)
 	}
 }

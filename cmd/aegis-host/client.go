@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,12 +40,12 @@ func withClientFlags(flags ...cli.Flag) []cli.Flag { return append(flags, client
 // newClient returns the API client the flags describe.
 func newClient(c *cli.Context) (*httpapi.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if t := c.Duration("timeout"); t > 0 {
+	if t := flagContext(c, "timeout").Duration("timeout"); t > 0 {
 		// Bounds the wait for an answer's headers, which a stream sends
 		// at once: also subscribe's connection.
 		tr.ResponseHeaderTimeout = t
 	}
-	if ca := c.String("ca-file"); ca != "" {
+	if ca := flagContext(c, "ca-file").String("ca-file"); ca != "" {
 		pem, err := os.ReadFile(ca)
 		if err != nil {
 			return nil, fmt.Errorf("--ca-file: %w", err)
@@ -58,16 +59,29 @@ func newClient(c *cli.Context) (*httpapi.Client, error) {
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	cl, err := httpapi.NewClient(c.String("url"), c.String("token"), &http.Client{Transport: tr})
+	cl, err := httpapi.NewClient(flagContext(c, "url").String("url"), flagContext(c, "token").String("token"), &http.Client{Transport: tr})
 	if err != nil {
 		return nil, usageError{err: fmt.Errorf("--url: %w", err), helpName: c.Command.HelpName}
 	}
 	return cl, nil
 }
 
+// flagContext is the context whose value of a client flag counts: the
+// nearest one, from the command up through its parents, whose command
+// line sets it (so that "channels --url U info X" works as "channels info
+// X --url U"); else the command's own (its default, or its variable).
+func flagContext(c *cli.Context, name string) *cli.Context {
+	for _, x := range c.Lineage() {
+		if slices.Contains(x.LocalFlagNames(), name) {
+			return x
+		}
+	}
+	return c
+}
+
 // requestContext bounds one request by --timeout.
 func requestContext(c *cli.Context) (context.Context, context.CancelFunc) {
-	if t := c.Duration("timeout"); t > 0 {
+	if t := flagContext(c, "timeout").Duration("timeout"); t > 0 {
 		return context.WithTimeout(c.Context, t)
 	}
 	return context.WithCancel(c.Context)
