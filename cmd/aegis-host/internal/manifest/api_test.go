@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aegis-streaming/aegis/cmd/aegis-host/internal/manifest"
+	"github.com/aegis-streaming/aegis/httpapi"
 )
 
 // api is a manifest of one channel and an api block: "api:" is on line 3,
@@ -70,7 +71,7 @@ func TestAPIDefaults(t *testing.T) {
 	}
 	want := manifest.API{Listen: "127.0.0.1:0", MaxBody: 16 * manifest.MiB, MaxBatch: 10_000,
 		RequestTimeout: manifest.Duration(30 * time.Second), WriteTimeout: manifest.Duration(10 * time.Second),
-		SubscriberBuffer: 1024, Heartbeat: manifest.Duration(15 * time.Second)}
+		SubscriberBuffer: httpapi.DefaultSubscriberBuffer, Heartbeat: manifest.Duration(15 * time.Second)}
 	if got := *m.API; !apiEqual(got, want) {
 		t.Errorf("api after Load = %+v, want %+v", got, want)
 	}

@@ -724,7 +724,7 @@ type API struct {
 	// SubscriberBuffer is how many events a streaming client of an
 	// in-memory channel may fall behind before it is disconnected (it
 	// resumes from its last event ID); default
-	// [DefaultAPISubscriberBuffer] (1024), which Load sets.
+	// [DefaultAPISubscriberBuffer] (the API server's), which Load sets.
 	SubscriberBuffer int `yaml:"subscriber_buffer,omitempty" json:"subscriber_buffer,omitempty"`
 	// Heartbeat is how often an idle stream gets a keep-alive; default
 	// [DefaultAPIHeartbeat] (15s), which Load sets.
