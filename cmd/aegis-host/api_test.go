@@ -260,7 +260,7 @@ pipelines:
 		t.Helper()
 		return runCLI(t, append(args, "--url", base, "--token", adminToken)...)
 	}
-	code, stdoutText, stderr := cli("publish", "orders", "--type", "order.created", "--source", "cli", "--data", `{"n":201}`, "--meta", "via=cli")
+	code, stdoutText, stderr := cli("publish", "orders", "--type", "order.created", "--source", "cli", "--data", `{"n":201}`, "--meta", "via=cli", "--meta", "tags=a,b")
 	if code != exitOK || len(lines(stdoutText)) != 1 {
 		t.Fatalf("publish: exit %d, stdout %q; stderr:\n%s", code, stdoutText, stderr)
 	}
@@ -295,8 +295,8 @@ pipelines:
 	if len(subbed) != 3 || subbed[0].ID != first || dataN(t, subbed[1]) != 1 || dataN(t, subbed[2]) != 2 {
 		t.Errorf("subscribe --start all --count 3:\n%s", stdoutText)
 	}
-	code, stdoutText, stderr = cli("subscribe", "orders", "--meta", "via=cli", "--count", "1", "--start", "all")
-	if code != exitOK || !strings.Contains(stdoutText, `"id":"`+cliID+`"`) || !strings.Contains(stdoutText, `"metadata":{"via":"cli"}`) {
+	code, stdoutText, stderr = cli("subscribe", "orders", "--meta", "tags=a,b", "--meta", "via=cli", "--count", "1", "--start", "all")
+	if code != exitOK || !strings.Contains(stdoutText, `"id":"`+cliID+`"`) || !strings.Contains(stdoutText, `"metadata":{"tags":"a,b","via":"cli"}`) {
 		t.Errorf("subscribe --meta: exit %d, stdout %q; stderr:\n%s", code, stdoutText, stderr)
 	}
 	code, stdoutText, stderr = cli("subscribe", "orders", "--after-id", first.String(), "--count", "1")

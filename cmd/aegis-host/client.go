@@ -30,7 +30,7 @@ func clientFlags() []cli.Flag {
 		&cli.StringFlag{Name: "url", EnvVars: []string{"AEGIS_URL"}, Value: defaultAPIURL, Usage: "the API's base `URL`"},
 		&cli.StringFlag{Name: "token", EnvVars: []string{"AEGIS_TOKEN"}, Usage: "the API `TOKEN` (sent as a bearer token)"},
 		&cli.StringFlag{Name: "ca-file", Usage: "trust the CA certificates of this PEM `FILE` for https (besides the system's)"},
-		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "how long a request may take (subscribe: to connect)"},
+		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "how long a request may take (subscribe: to connect), such as `30s`"},
 	}
 }
 
@@ -158,12 +158,25 @@ func oneArg(c *cli.Context, what string) (string, error) {
 	return args[0], nil
 }
 
-// parseMeta reads k=v flags.
+// metaList is the value of a repeatable KEY=VALUE flag; unlike a string
+// slice flag it does not split a value at its commas.
+type metaList []string
+
+func (m *metaList) Set(s string) error { *m = append(*m, s); return nil }
+func (m *metaList) String() string     { return strings.Join(*m, " ") }
+
+// metaFlag is the repeatable --meta KEY=VALUE.
+func metaFlag(usage string) cli.Flag {
+	return &cli.GenericFlag{Name: "meta", Value: new(metaList), Usage: usage}
+}
+
+// parseMeta reads the KEY=VALUE flags of flag (a metaFlag).
 func parseMeta(c *cli.Context, flag string) (map[string]string, error) {
-	vals := c.StringSlice(flag)
-	if len(vals) == 0 {
+	list, _ := c.Generic(flag).(*metaList)
+	if list == nil || len(*list) == 0 {
 		return nil, nil
 	}
+	vals := *list
 	out := make(map[string]string, len(vals))
 	for _, kv := range vals {
 		k, v, ok := strings.Cut(kv, "=")

@@ -15,6 +15,7 @@ func channelsCommand() *cli.Command {
 	return &cli.Command{
 		Name:         "channels",
 		Usage:        "List, create, inspect and delete the channels of a host's API",
+		ArgsUsage:    "[create|delete|info NAME]",
 		OnUsageError: onUsageError,
 		Description: "Without a subcommand, lists the channels the token may see: name,\n" +
 			"persistent, events published, subscribers and lag (--json: as JSON).",
@@ -63,9 +64,9 @@ func channelsCreateCommand() *cli.Command {
 		OnUsageError: onUsageError,
 		Flags: withClientFlags(
 			&cli.BoolFlag{Name: "persistent", Usage: "a persistent channel (the host needs a store for them)"},
-			&cli.IntFlag{Name: "buffer", Usage: "events each subscription may hold (0: the host's default)"},
+			&cli.IntFlag{Name: "buffer", Usage: "`N` events each subscription may hold (0: the host's default)"},
 			&cli.IntFlag{Name: "max-events", Usage: "the newest `N` events are retained (0: the default)"},
-			&cli.DurationFlag{Name: "max-age", Usage: "events older than this are dropped from the history (0: no limit)"},
+			&cli.DurationFlag{Name: "max-age", Usage: "events older than `DURATION` are dropped from the history (0: no limit)"},
 		),
 		Action: func(c *cli.Context) error {
 			name, err := oneArg(c, "one NAME")

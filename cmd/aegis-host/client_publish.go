@@ -28,9 +28,9 @@ func publishCommand() *cli.Command {
 			&cli.StringFlag{Name: "type", Usage: "the event's `TYPE` (required without -f)"},
 			&cli.StringFlag{Name: "source", Usage: "the event's `SOURCE`"},
 			&cli.StringFlag{Name: "data", Usage: "the event's data, as `JSON`"},
-			&cli.StringSliceFlag{Name: "meta", Usage: "a metadata attribute `KEY=VALUE` (repeatable)"},
+			metaFlag("a metadata attribute `KEY=VALUE` (repeatable)"),
 			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "publish the NDJSON events of `FILE` (- for stdin)"},
-			&cli.IntFlag{Name: "batch", Value: 1000, Usage: "events per request with -f"},
+			&cli.IntFlag{Name: "batch", Value: 1000, Usage: "`N` events per request with -f"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "do not print the IDs"},
 		),
 		Action: func(c *cli.Context) error {

@@ -30,12 +30,12 @@ func subscribeCommand() *cli.Command {
 		Flags: withClientFlags(
 			&cli.StringSliceFlag{Name: "type", Usage: "only events of this `TYPE` (repeatable, or comma-separated)"},
 			&cli.StringFlag{Name: "source", Usage: "only events from this `SOURCE`"},
-			&cli.StringSliceFlag{Name: "meta", Usage: "only events with the metadata attribute `KEY=VALUE` (repeatable)"},
+			metaFlag("only events with the metadata attribute `KEY=VALUE` (repeatable)"),
 			&cli.StringFlag{Name: "start", Usage: "`all` to print what the channel retains first, new (the default) to print what comes"},
 			&cli.StringFlag{Name: "after-id", Usage: "start after the event with this `ID`"},
 			&cli.StringFlag{Name: "durable", Usage: "a durable subscription `NAME` (persistent channels): it resumes where the last one left off"},
 			&cli.BoolFlag{Name: "ack", Usage: "acknowledge each event once it is printed (persistent channels)"},
-			&cli.DurationFlag{Name: "ack-wait", Usage: "with --ack: how long an event may go unacknowledged before it is delivered again (default: the host's, 30s)"},
+			&cli.DurationFlag{Name: "ack-wait", Usage: "with --ack: how long, such as `1m`, an event may go unacknowledged before it is delivered again (left out: the host's default)"},
 			&cli.IntFlag{Name: "count", Usage: "stop after `N` events (0: never)"},
 		),
 		Action: func(c *cli.Context) error {
