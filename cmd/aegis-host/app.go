@@ -100,6 +100,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			validateCommand(),
 			schemaCommand(),
 			cdcCommand(),
+			publishCommand(),
+			subscribeCommand(),
+			channelsCommand(),
 		},
 	}
 }

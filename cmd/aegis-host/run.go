@@ -83,6 +83,11 @@ func isTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
+// apiListenFlag is --api-listen of run and validate.
+func apiListenFlag() cli.Flag {
+	return &cli.StringFlag{Name: "api-listen", Usage: "serve the channels over HTTP on `ADDR` (host:port), over the manifest's api.listen; without an api block, an API without tokens, so on a loopback address only"}
+}
+
 func runCommand() *cli.Command {
 	return &cli.Command{
 		Name:         "run",
@@ -94,10 +99,16 @@ func runCommand() *cli.Command {
 			"sources, lets the batches in flight through to the sinks, fires the windows\n" +
 			"that are complete and exits 0; a second signal exits at once. On a terminal\n" +
 			"a status line shows events in and out per step; otherwise a summary is\n" +
-			"logged every --status interval.",
+			"logged every --status interval.\n\n" +
+			"With an API (the manifest's api block, or --api-listen), the channels are\n" +
+			"served over HTTP from the start of the run, and the run goes on until\n" +
+			"SIGINT or SIGTERM, also when every pipeline has ended: API clients publish\n" +
+			"to the channels, so none ends under them. On the signal the API shuts down\n" +
+			"first, then the pipelines that read channels drain and end.",
 		Flags: []cli.Flag{
 			fileFlag(),
 			&cli.DurationFlag{Name: "status", Value: 10 * time.Second, Usage: "how often to log progress when stderr is not a terminal (0: never)"},
+			apiListenFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			file, err := manifestFile(c)
@@ -147,7 +158,7 @@ func validateCommand() *cli.Command {
 		Name:         "validate",
 		Usage:        "Check a manifest and load its plugins without running anything",
 		OnUsageError: onUsageError,
-		Flags:        []cli.Flag{fileFlag()},
+		Flags:        []cli.Flag{fileFlag(), apiListenFlag()},
 		Action: func(c *cli.Context) error {
 			file, err := manifestFile(c)
 			if err != nil {
@@ -166,7 +177,11 @@ func validateCommand() *cli.Command {
 			for _, p := range d.m.Pipelines {
 				n += len(p.Steps)
 			}
-			fmt.Fprintf(c.App.Writer, "%s: ok: %d pipeline(s), %d step(s), %d plugin(s)\n", d.m.File, len(d.m.Pipelines), n, len(d.plugins))
+			api := ""
+			if d.m.API != nil {
+				api = ", api on " + d.m.API.Listen
+			}
+			fmt.Fprintf(c.App.Writer, "%s: ok: %d pipeline(s), %d step(s), %d plugin(s)%s\n", d.m.File, len(d.m.Pipelines), n, len(d.plugins), api)
 			return nil
 		},
 	}
@@ -194,6 +209,11 @@ func prepare(c *cli.Context, file string, dry bool) (*deployment, *host.Host, er
 	m, err := manifest.Load(file)
 	if err != nil {
 		return nil, nil, err
+	}
+	if addr := c.String("api-listen"); addr != "" {
+		if err := m.SetAPIListen(addr); err != nil {
+			return nil, nil, usageError{err: fmt.Errorf("--api-listen %s: %w", addr, err), helpName: c.Command.HelpName}
+		}
 	}
 	log := slog.New(telemetry.SpanEvents(slog.NewTextHandler(c.App.ErrWriter, nil)))
 	std := stdio{in: stdinReader, out: c.App.Writer, outMu: new(sync.Mutex)}
@@ -244,6 +264,9 @@ func runManifest(c *cli.Context, file string, stop context.Context) error {
 		return err
 	}
 	defer h.Close(c.Context)
+	if d.api != nil {
+		fmt.Fprintf(c.App.ErrWriter, "%s: api listening on %s\n", appName, d.api.url())
+	}
 	began := time.Now()
 	done := make(chan struct{})
 	statusDone := make(chan struct{})

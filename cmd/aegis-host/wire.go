@@ -52,6 +52,10 @@ type deployment struct {
 	// written is closed, per persistent channel, when no pipeline of the
 	// run writes to it any more.
 	written map[string]chan struct{}
+	// api serves the channels over HTTP (nil: no api block). Its
+	// publishers count as one more writer of every channel of the
+	// manifest, until the run stops (see run).
+	api *apiServer
 }
 
 // flow is one pipeline of the deployment.
@@ -138,6 +142,18 @@ func deploy(ctx context.Context, m *manifest.Manifest, h *host.Host, std stdio, 
 	if durable {
 		if err := recordChannels(m); err != nil {
 			return nil, fmt.Errorf("%s: persistent channels: record: %w", m.File, err)
+		}
+	}
+	if m.API != nil {
+		// Listening now, before any source or sink opens, makes an
+		// address in use an error before anything runs.
+		if d.api, err = newAPI(m, d.eng, log, dry); err != nil {
+			return nil, err
+		}
+		if !dry {
+			for name := range m.Channels {
+				d.writers[name].Add(1)
+			}
 		}
 	}
 	for name, s := range m.Sinks {
@@ -662,6 +678,12 @@ func orDefault(s, def string) string {
 // with it, or at once when the run is stopped (see caughtUp). The first
 // pipeline that fails
 // stops the others the same way; its error is returned.
+//
+// With the API, the run goes on until it is stopped, also when every
+// pipeline has ended: until then the API's publishers are writers of
+// every channel of the manifest, so that no channel ends under them. On
+// stop, the API shuts down first, then lets go of the channels, and the
+// pipelines that read them drain and end as above.
 func (d *deployment) run(stop context.Context) error {
 	stop, cancel := context.WithCancel(stop)
 	defer cancel()
@@ -671,7 +693,15 @@ func (d *deployment) run(stop context.Context) error {
 		}
 	}
 	var wg sync.WaitGroup
-	errs := make([]error, len(d.flows))
+	errs := make([]error, len(d.flows)+1)
+	if d.api != nil {
+		wg.Go(func() {
+			if err := d.api.serve(stop, d.log, d.releaseAPI); err != nil {
+				errs[len(d.flows)] = err
+				cancel()
+			}
+		})
+	}
 	for i, f := range d.flows {
 		wg.Go(func() {
 			ctx := stop
@@ -707,6 +737,15 @@ func (d *deployment) run(stop context.Context) error {
 	return errors.Join(errs...)
 }
 
+// releaseAPI lets go of the API's hold on the channels of the manifest.
+func (d *deployment) releaseAPI() {
+	for name := range d.m.Channels {
+		if d.writers[name].Add(-1) == 0 {
+			d.writtenAll(name)
+		}
+	}
+}
+
 // stats are the pipelines' counters.
 func (d *deployment) stats() []engine.PipelineStats {
 	out := make([]engine.PipelineStats, len(d.flows))
@@ -720,6 +759,9 @@ func (d *deployment) stats() []engine.PipelineStats {
 // engine.
 func (d *deployment) close(ctx context.Context) error {
 	var errs []error
+	if d.api != nil {
+		d.api.close()
+	}
 	for _, f := range d.flows {
 		errs = append(errs, f.src.Close())
 	}

@@ -6,6 +6,7 @@ import (
 	"github.com/aegis-streaming/aegis/cdc"
 	"github.com/aegis-streaming/aegis/engine"
 	"github.com/aegis-streaming/aegis/host"
+	"github.com/aegis-streaming/aegis/httpapi"
 )
 
 // Defaults that Load and Parse set on the structs, so that the code that
@@ -62,6 +63,14 @@ const (
 	// DefaultStatusInterval is a postgres-cdc source's default
 	// status_interval.
 	DefaultStatusInterval = Duration(time.Second)
+
+	// The defaults of the api block, the API server's own.
+	DefaultAPIMaxBody          = ByteSize(httpapi.DefaultMaxBody)
+	DefaultAPIMaxBatch         = httpapi.DefaultMaxBatch
+	DefaultAPIRequestTimeout   = Duration(httpapi.DefaultRequestTimeout)
+	DefaultAPIWriteTimeout     = Duration(httpapi.DefaultWriteTimeout)
+	DefaultAPISubscriberBuffer = httpapi.DefaultSubscriberBuffer
+	DefaultAPIHeartbeat        = Duration(httpapi.DefaultHeartbeat)
 )
 
 // NoMaxDeliver is the delivery.max_deliver that sets no limit: an event
@@ -75,6 +84,9 @@ const NoMaxDeliver = -1
 func applyDefaults(m *Manifest) {
 	if m.DataDir == "" {
 		m.DataDir = DefaultDataDir
+	}
+	if m.API != nil {
+		apiDefaults(m.API)
 	}
 	replicas := DefaultReplicas
 	if n := m.NATS; n != nil && len(n.URLs) > 0 {
@@ -311,5 +323,27 @@ func stepDefaults(s *Step) {
 		for i := range a.Functions {
 			a.Functions[i].As = defaultAs(a.Functions[i])
 		}
+	}
+}
+
+// apiDefaults fills in the limits an api block leaves out.
+func apiDefaults(a *API) {
+	if a.MaxBody == 0 {
+		a.MaxBody = DefaultAPIMaxBody
+	}
+	if a.MaxBatch == 0 {
+		a.MaxBatch = DefaultAPIMaxBatch
+	}
+	if a.RequestTimeout == 0 {
+		a.RequestTimeout = DefaultAPIRequestTimeout
+	}
+	if a.WriteTimeout == 0 {
+		a.WriteTimeout = DefaultAPIWriteTimeout
+	}
+	if a.SubscriberBuffer == 0 {
+		a.SubscriberBuffer = DefaultAPISubscriberBuffer
+	}
+	if a.Heartbeat == 0 {
+		a.Heartbeat = DefaultAPIHeartbeat
 	}
 }

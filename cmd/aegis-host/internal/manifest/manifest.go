@@ -49,7 +49,7 @@ func Parse(name string, data []byte, dir string, env func(string) (string, bool)
 		return nil, errs
 	}
 	m.File, m.Dir = name, dir
-	if errs := validate(m, d); len(errs) > 0 {
+	if errs := validate(m, d, env); len(errs) > 0 {
 		return nil, errs
 	}
 	applyDefaults(m)

@@ -246,6 +246,21 @@ data_dir: var/aegis
 // too.
 var validManifests = map[string]string{
 	"full": fullManifest,
+	"api only": `apiVersion: aegis/v1
+channels: {orders: {persistent: true}, audit: {}}
+api:
+  listen: ":8080"
+  cors_origins: ["https://app.example.com"]
+  max_body: 1MiB
+  heartbeat: 5s
+  tokens:
+    - name: ops
+      token: "0123456789abcdef"
+      grants: [{channels: ["*"], actions: [admin]}]
+    - name: shop
+      token: "fedcba9876543210"
+      grants: [{channels: [orders, "orders.*"], actions: [publish, subscribe]}]
+`,
 	"minimal": `apiVersion: aegis/v1
 sources: {gen: {type: generator}}
 sinks: {out: {type: stdout}}

@@ -233,6 +233,17 @@ func TestSchemaRejects(t *testing.T) {
 		{"tables on a generator", strings.Replace(minimal, "type: generator", "type: generator, tables: [{table: o}]", 1)},
 		{"batch_size on a file source", strings.Replace(minimal, "type: generator", "type: file, path: input.jsonl, batch_size: 5", 1)},
 		{"data_dir empty", minimal + "data_dir: \"\"\n"},
+		{"api without listen", minimal + "api: {allow_unauthenticated: true}\n"},
+		{"api listen a number", minimal + "api: {listen: 8080}\n"},
+		{"api unknown key", minimal + "api: {listen: \"127.0.0.1:0\", port: 1}\n"},
+		{"api token too short", minimal + "api: {listen: \"127.0.0.1:0\", tokens: [{name: a, token: short}]}\n"},
+		{"api token without a secret", minimal + "api: {listen: \"127.0.0.1:0\", tokens: [{name: a}]}\n"},
+		{"api unknown action", minimal + "api: {listen: \"127.0.0.1:0\", tokens: [{name: a, token: 0123456789abcdef, grants: [{channels: [x], actions: [write]}]}]}\n"},
+		{"api grant without channels", minimal + "api: {listen: \"127.0.0.1:0\", tokens: [{name: a, token: 0123456789abcdef, grants: [{channels: [], actions: [admin]}]}]}\n"},
+		{"api tls without key", minimal + "api: {listen: \"127.0.0.1:0\", tls: {cert_file: input.jsonl}}\n"},
+		{"api origin with a path", minimal + "api: {listen: \"127.0.0.1:0\", cors_origins: [\"https://a.example/x\"]}\n"},
+		{"api max_batch zero", minimal + "api: {listen: \"127.0.0.1:0\", max_batch: 0}\n"},
+		{"no pipelines, api null", head + "api:\n"},
 		{"data_dir a number", minimal + "data_dir: 5\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -36,6 +36,14 @@
 // default. The fields' documentation says which variables apply, and
 // what holds when they are not set either.
 //
+// The api block serves the channels over HTTP ([API]). Its tokens are
+// checked as the API server checks them, each error at the token and
+// field at fault; its tokens_file is read at load, and its errors name
+// that file, line and field. Without tokens, the API may listen on a
+// loopback address only (127.0.0.0/8, ::1, localhost), unless
+// allow_unauthenticated says otherwise. A manifest with an api block
+// needs no pipelines: a host may only serve channels.
+//
 // Schema returns a JSON Schema of the format, for editors.
 package manifest
 
@@ -53,8 +61,9 @@ type Manifest struct {
 	// Sinks are the named external outputs.
 	Sinks map[string]Sink `yaml:"sinks,omitempty" json:"sinks,omitempty"`
 	// Pipelines say what runs: from a source or channel, through steps, to
-	// sinks and channels.
-	Pipelines []Pipeline `yaml:"pipelines" json:"pipelines"`
+	// sinks and channels. At least one, unless the manifest has an api
+	// block: a host may only serve its channels.
+	Pipelines []Pipeline `yaml:"pipelines,omitempty" json:"pipelines,omitempty"`
 	// Telemetry configures OpenTelemetry traces and metrics. Nil when
 	// the manifest has no telemetry block (the standard OTEL_* variables
 	// may apply).
@@ -73,6 +82,10 @@ type Manifest struct {
 	// sets. Load does not create it: whoever first needs it does (see
 	// [Manifest.DataPath]); if it exists, it must be a directory.
 	DataDir string `yaml:"data_dir,omitempty" json:"data_dir,omitempty"`
+	// API serves the channels over HTTP: publishing, history, streams
+	// (Server-Sent Events and WebSocket) and administration. Nil when the
+	// manifest has no api block (aegis-host run --api-listen makes one).
+	API *API `yaml:"api,omitempty" json:"api,omitempty"`
 
 	// File is the path the manifest was read from (not part of the YAML).
 	File string `yaml:"-" json:"-"`
@@ -671,4 +684,93 @@ type Metrics struct {
 	// prometheus (then OTEL_EXPORTER_PROMETHEUS_HOST, else localhost, and
 	// OTEL_EXPORTER_PROMETHEUS_PORT, else 9464).
 	Prometheus string `yaml:"prometheus,omitempty" json:"prometheus,omitempty"`
+}
+
+// API is the HTTP API of the host's channels. The tokens say who may do
+// what; without any, everyone who can reach Listen may do everything,
+// which Load allows on a loopback address only, unless
+// AllowUnauthenticated says so.
+type API struct {
+	// Listen is the host:port to listen on, such as 127.0.0.1:8080, or
+	// :8080 for every interface (port 0 picks a free one). Required.
+	Listen string `yaml:"listen" json:"listen"`
+	// TLS makes the API speak HTTPS only.
+	TLS *APITLS `yaml:"tls,omitempty" json:"tls,omitempty"`
+	// Tokens are the credentials accepted (as "Authorization: Bearer
+	// TOKEN" or "X-API-Key: TOKEN"), each with what it may do. Write the
+	// secrets as ${VAR}, or keep them in TokensFile.
+	Tokens []APIToken `yaml:"tokens,omitempty" json:"tokens,omitempty"`
+	// TokensFile is a YAML file, relative to the manifest, whose
+	// top-level tokens list takes more tokens of the same form (${VAR}
+	// substituted as in the manifest). Load reads it; its tokens are in
+	// FileTokens.
+	TokensFile string `yaml:"tokens_file,omitempty" json:"tokens_file,omitempty"`
+	// CORSOrigins are the origins (scheme://host[:port]) whose web pages
+	// may call the API; "*" allows any. None: same-origin pages only.
+	CORSOrigins []string `yaml:"cors_origins,omitempty" json:"cors_origins,omitempty"`
+	// MaxBody bounds a request's body; default [DefaultAPIMaxBody]
+	// (16MiB), which Load sets.
+	MaxBody ByteSize `yaml:"max_body,omitempty" json:"max_body,omitempty"`
+	// MaxBatch bounds the events of one publish request; default
+	// [DefaultAPIMaxBatch] (10000), which Load sets.
+	MaxBatch int `yaml:"max_batch,omitempty" json:"max_batch,omitempty"`
+	// RequestTimeout bounds a request that is not a stream; default
+	// [DefaultAPIRequestTimeout] (30s), which Load sets.
+	RequestTimeout Duration `yaml:"request_timeout,omitempty" json:"request_timeout,omitempty"`
+	// WriteTimeout bounds each write to a streaming client, which is
+	// disconnected when it does not take it in time; default
+	// [DefaultAPIWriteTimeout] (10s), which Load sets.
+	WriteTimeout Duration `yaml:"write_timeout,omitempty" json:"write_timeout,omitempty"`
+	// SubscriberBuffer is how many events a streaming client of an
+	// in-memory channel may fall behind before it is disconnected (it
+	// resumes from its last event ID); default
+	// [DefaultAPISubscriberBuffer] (the API server's), which Load sets.
+	SubscriberBuffer int `yaml:"subscriber_buffer,omitempty" json:"subscriber_buffer,omitempty"`
+	// Heartbeat is how often an idle stream gets a keep-alive; default
+	// [DefaultAPIHeartbeat] (15s), which Load sets.
+	Heartbeat Duration `yaml:"heartbeat,omitempty" json:"heartbeat,omitempty"`
+	// AllowUnauthenticated lets an API without tokens listen on an address
+	// other hosts may reach. Without tokens, anyone who can reach it may
+	// publish, read and delete.
+	AllowUnauthenticated bool `yaml:"allow_unauthenticated,omitempty" json:"allow_unauthenticated,omitempty"`
+
+	// FileTokens are the tokens read from TokensFile (not part of the
+	// YAML).
+	FileTokens []APIToken `yaml:"-" json:"-"`
+}
+
+// AllTokens are the tokens of the manifest and of its tokens file.
+func (a *API) AllTokens() []APIToken {
+	return append(append([]APIToken(nil), a.Tokens...), a.FileTokens...)
+}
+
+// APITLS is the certificate the API serves HTTPS with.
+type APITLS struct {
+	// CertFile is the PEM certificate (chain), relative to the manifest.
+	CertFile string `yaml:"cert_file" json:"cert_file"`
+	// KeyFile is its PEM private key, relative to the manifest.
+	KeyFile string `yaml:"key_file" json:"key_file"`
+}
+
+// APIToken is one credential of the API and what it grants.
+type APIToken struct {
+	// Name identifies the token in logs and errors (never the secret).
+	Name string `yaml:"name" json:"name"`
+	// Token is the secret: at least 16 bytes.
+	Token string `yaml:"token" json:"token"`
+	// Grants say what it may do; none: only health, readiness and the
+	// OpenAPI document.
+	Grants []APIGrant `yaml:"grants,omitempty" json:"grants,omitempty"`
+}
+
+// APIGrant gives actions on the channels whose names match any of its
+// patterns, where "*" matches any run of characters ("*" is every
+// channel, "orders.*" those starting with "orders.").
+type APIGrant struct {
+	// Channels are the patterns; at least one.
+	Channels []string `yaml:"channels" json:"channels"`
+	// Actions are publish, subscribe (and read the history, acknowledge)
+	// or admin (create, inspect and delete channels; includes the other
+	// two); at least one.
+	Actions []string `yaml:"actions" json:"actions"`
 }

@@ -96,12 +96,18 @@ type validator struct {
 	reads   []string            // pipeline -> the channel it reads ("" for a source)
 	writes  [][]write           // pipeline -> the channels it writes
 	digests map[string]string   // resolved plugin path -> sha256 (computed once)
+
+	env func(string) (string, bool) // for ${NAME} in files the manifest names
+	// fileErrs are the errors of other files the manifest names (its
+	// tokens file), reported after the manifest's own.
+	fileErrs Errors
 }
 
 // validate checks m, decoded from the document d, and returns every
-// problem it finds.
-func validate(m *Manifest, d *doc) Errors {
-	v := &validator{m: m, d: d, names: map[string]nameKind{}, feeds: map[string]int{}, digests: map[string]string{}}
+// problem it finds. env looks up the variables of the files the manifest
+// names (its tokens file).
+func validate(m *Manifest, d *doc, env func(string) (string, bool)) Errors {
+	v := &validator{m: m, d: d, names: map[string]nameKind{}, feeds: map[string]int{}, digests: map[string]string{}, env: env}
 	v.apiVersion()
 	v.dataDir()
 	v.namespace()
@@ -112,8 +118,9 @@ func validate(m *Manifest, d *doc) Errors {
 	v.pipelines()
 	v.cycles()
 	v.telemetry()
+	v.api()
 	v.errs.sort()
-	return v.errs
+	return append(v.errs, v.fileErrs...)
 }
 
 // errf reports a problem with the field at path, at its value.
@@ -762,7 +769,9 @@ func (v *validator) ref(path, name string, want ...nameKind) (nameKind, bool) {
 
 func (v *validator) pipelines() {
 	if len(v.m.Pipelines) == 0 {
-		v.errf("pipelines", "required: a manifest runs at least one pipeline")
+		if v.m.API == nil {
+			v.errf("pipelines", "required: a manifest runs at least one pipeline (or serves its channels: see api)")
+		}
 		return
 	}
 	v.reads = make([]string, len(v.m.Pipelines))

@@ -88,7 +88,7 @@ func TestErrors(t *testing.T) {
 			[]string{`1:13: apiVersion: expected a string, got an integer (quote it: "1")`}},
 		{"empty", "", []string{`1:1: apiVersion: required`, `1:1: pipelines: required: a manifest runs at least one pipeline`}},
 		{"comments only", "# nothing\n", []string{`1:1: apiVersion: required`, `1:1: pipelines: required`}},
-		{"not a mapping", "- a\n- b\n", []string{`1:1: expected a mapping with the fields apiVersion, channels, sources, sinks, pipelines, telemetry, nats, data_dir, got a list`}},
+		{"not a mapping", "- a\n- b\n", []string{`1:1: expected a mapping with the fields apiVersion, channels, sources, sinks, pipelines, telemetry, nats, data_dir, api, got a list`}},
 		{"two documents", "apiVersion: aegis/v1\n---\napiVersion: aegis/v1\n", []string{`2:1: a manifest is one YAML document; this is a second one`}},
 		{"syntax error", "apiVersion: aegis/v1\npipelines: [\n", []string{`2:12: invalid YAML: sequence end token ']' not found`}},
 		{"duplicate key", "apiVersion: aegis/v1\napiVersion: aegis/v1\n", []string{`2:1: invalid YAML: mapping key "apiVersion" already defined at [1:1]`}},
