@@ -360,6 +360,17 @@ func (d *durableSub) stop() {
 			<-d.dlDone
 		}
 		d.cons.Stop()
+		// What the receiver took and did not settle goes back now, as
+		// what was fetched ahead of it does: the next subscription of a
+		// durable name gets it at once, not after its ack wait.
+		d.pmu.Lock()
+		for id, m := range d.pending {
+			if err := m.Nak(0); err != nil {
+				d.log.Debug("give back", "channel", d.s.ch.name, "consumer", d.name, "event", id, "error", err)
+			}
+			delete(d.pending, id)
+		}
+		d.pmu.Unlock()
 		if d.ephemeral {
 			ctx, cancel := d.s.ch.eng.dur.ctx()
 			defer cancel()

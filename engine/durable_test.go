@@ -588,6 +588,45 @@ func TestDurableManualAcks(t *testing.T) {
 	})
 }
 
+// TestDurableCloseGivesBack: closing an AckManual subscription gives back
+// what its receiver took and did not settle, so the next subscription of
+// the durable name gets it at once rather than after the ack wait.
+func TestDurableCloseGivesBack(t *testing.T) {
+	eachStore(t, func(t *testing.T, ds store) {
+		e := ds.open(t)
+		jobs := ds.ch(t, "jobs")
+		psCreate(t, e, jobs, engine.ChannelConfig{Persistent: true})
+		opts := engine.SubscribeOptions{Durable: "w", AckMode: engine.AckManual, DeliveryMode: engine.AtLeastOnce, AckWait: time.Hour}
+		s, err := e.Subscribe(jobs, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs := durEvents(5)
+		if err := e.PublishBatch(ctxFor(t, 5*time.Second), jobs, engine.EventBatch{Events: slices.Clone(evs)}); err != nil {
+			t.Fatal(err)
+		}
+		if got := recvN(t, s, 5, 5*time.Second); len(got) != 5 {
+			t.Fatalf("got %d events", len(got))
+		}
+		if err := s.Ack(ctxFor(t, 5*time.Second), evs[0].ID, evs[1].ID); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		s, err = e.Subscribe(jobs, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		got := ids(recvN(t, s, 3, 10*time.Second))
+		slices.SortFunc(got, engine.EventID.Compare)
+		want := ids(evs[2:])
+		slices.SortFunc(want, engine.EventID.Compare)
+		if !slices.Equal(got, want) {
+			t.Fatalf("after the close got %v, want the three unsettled %v at once", got, want)
+		}
+	})
+}
+
 func TestDurableDeadLetters(t *testing.T) {
 	eachStore(t, func(t *testing.T, ds store) {
 		for _, persistentDLQ := range []bool{false, true} {

@@ -38,7 +38,8 @@ type stream struct {
 	replay []engine.Event
 	seen   map[engine.EventID]struct{}
 
-	out    *queue
+	out *queue
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	once   sync.Once

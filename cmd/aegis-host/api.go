@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aegis-streaming/aegis/cmd/aegis-host/internal/manifest"
+	"github.com/aegis-streaming/aegis/cmd/aegis-host/internal/telemetry"
 	"github.com/aegis-streaming/aegis/engine"
 	"github.com/aegis-streaming/aegis/httpapi"
 )
@@ -31,8 +32,9 @@ type apiServer struct {
 	running atomic.Bool
 }
 
-// newAPI builds the API of m's api block over eng; unless dry, it listens.
-func newAPI(m *manifest.Manifest, eng *engine.Engine, log *slog.Logger, dry bool) (*apiServer, error) {
+// newAPI builds the API of m's api block over eng, traced and measured with
+// the run's telemetry; unless dry, it listens.
+func newAPI(m *manifest.Manifest, eng *engine.Engine, log *slog.Logger, tel *telemetry.Telemetry, dry bool) (*apiServer, error) {
 	a := m.API
 	s := &apiServer{scheme: "http"}
 	cfg := httpapi.Config{
@@ -45,6 +47,8 @@ func newAPI(m *manifest.Manifest, eng *engine.Engine, log *slog.Logger, dry bool
 		SubscriberBuffer: a.SubscriberBuffer,
 		Heartbeat:        a.Heartbeat.D(),
 		Logger:           log,
+		Tracer:           tel.Tracer,
+		Meter:            tel.Meter,
 		Ready: func(context.Context) error {
 			if !s.running.Load() {
 				return errors.New("the pipelines are not running")

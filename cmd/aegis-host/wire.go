@@ -147,7 +147,7 @@ func deploy(ctx context.Context, m *manifest.Manifest, h *host.Host, std stdio, 
 	if m.API != nil {
 		// Listening now, before any source or sink opens, makes an
 		// address in use an error before anything runs.
-		if d.api, err = newAPI(m, d.eng, log, dry); err != nil {
+		if d.api, err = newAPI(m, d.eng, log, d.tel, dry); err != nil {
 			return nil, err
 		}
 		if !dry {
