@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/aegis-streaming/aegis/engine"
@@ -293,5 +294,62 @@ func TestChannels(t *testing.T) {
 	}
 	if a := h.do(t, "GET", "/readyz", ""); a.status != http.StatusOK {
 		t.Fatalf("readyz: %d", a.status)
+	}
+}
+
+// registry records channels in memory, or fails.
+type registry struct {
+	mu   sync.Mutex
+	m    map[string]httpapi.ChannelSpec
+	fail error
+}
+
+func (r *registry) ChannelCreated(spec httpapi.ChannelSpec) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail != nil {
+		return r.fail
+	}
+	r.m[spec.Name] = spec
+	return nil
+}
+
+func (r *registry) ChannelDeleted(name string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.m, name)
+	return r.fail
+}
+
+// TestRegistryAndFixed: the API records the channels it makes and
+// unmakes, makes none it cannot record, and deletes none of the fixed.
+func TestRegistryAndFixed(t *testing.T) {
+	reg := &registry{m: map[string]httpapi.ChannelSpec{}}
+	h := newHost(t, nil, httpapi.Config{Registry: reg, Fixed: []string{"orders"}})
+	h.channel(t, "orders", engine.ChannelConfig{})
+	c := h.client(t, "")
+	ctx := ctxT(t)
+	if _, err := c.CreateChannel(ctx, httpapi.ChannelSpec{Name: "alerts", Buffer: 7}); err != nil {
+		t.Fatal(err)
+	}
+	if got := reg.m["alerts"]; got.Buffer != 7 || got.SlowSubscriber != "block" || got.Retention == nil || got.Retention.MaxEvents != 1000 {
+		t.Fatalf("recorded %+v, want the spec with the defaults applied", got)
+	}
+	if err := c.DeleteChannel(ctx, "alerts"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := reg.m["alerts"]; ok {
+		t.Fatal("a deleted channel is still recorded")
+	}
+	var e *httpapi.Error
+	if err := c.DeleteChannel(ctx, "orders"); !errors.As(err, &e) || e.Code != httpapi.CodeUnsupported {
+		t.Fatalf("deleting a fixed channel: %v", err)
+	}
+	reg.fail = errors.New("disk full")
+	if _, err := c.CreateChannel(ctx, httpapi.ChannelSpec{Name: "lost"}); !errors.As(err, &e) || e.Code != httpapi.CodeUnavailable || !strings.Contains(e.Message, "disk full") {
+		t.Fatalf("a channel that cannot be recorded: %v", err)
+	}
+	if _, err := h.eng.Channel("lost"); !errors.Is(err, engine.ErrChannelNotFound) {
+		t.Fatalf("the channel that could not be recorded exists: %v", err)
 	}
 }

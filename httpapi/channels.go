@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/aegis-streaming/aegis/engine"
@@ -94,8 +95,8 @@ type Stats struct {
 	PerChannel  []ChannelStats `json:"per_channel"`
 }
 
-// config converts the spec to the engine's configuration.
-func (c ChannelSpec) config() (engine.ChannelConfig, error) {
+// Config converts the spec to the engine's configuration.
+func (c ChannelSpec) Config() (engine.ChannelConfig, error) {
 	cfg := engine.ChannelConfig{
 		BufferSize:      c.Buffer,
 		MaxSubscribers:  c.MaxSubscribers,
@@ -176,7 +177,7 @@ func (s *Server) createChannel(w http.ResponseWriter, r *http.Request, p *princi
 	if !p.can(permAdmin, spec.Name) {
 		return forbidden(p, permAdmin, spec.Name)
 	}
-	cfg, err := spec.config()
+	cfg, err := spec.Config()
 	if err != nil {
 		return apiErr(http.StatusBadRequest, CodeBadRequest, "channel %q: %v", spec.Name, err)
 	}
@@ -191,6 +192,16 @@ func (s *Server) createChannel(w http.ResponseWriter, r *http.Request, p *princi
 	ci, err := s.eng.Channel(spec.Name)
 	if err != nil {
 		return fromEngine(spec.Name, err)
+	}
+	if s.cfg.Registry != nil {
+		// What is recorded is the spec as the engine took it, defaults
+		// applied: a later default does not change a channel made now.
+		if err := s.cfg.Registry.ChannelCreated(specOf(ci.Name, ci.Config)); err != nil {
+			if derr := s.eng.DeleteChannel(spec.Name); derr != nil {
+				s.log.Error("api: a channel that could not be recorded could not be deleted either", "channel", spec.Name, "error", derr)
+			}
+			return apiErr(http.StatusServiceUnavailable, CodeUnavailable, "channel %q could not be recorded for the host's next start, so it was not made: %v", spec.Name, err)
+		}
 	}
 	w.Header().Set("Location", "/v1/channels/"+pathEscape(spec.Name))
 	writeJSON(w, http.StatusCreated, infoOf(ci))
@@ -215,8 +226,16 @@ func (s *Server) deleteChannel(w http.ResponseWriter, r *http.Request, p *princi
 	if !p.can(permAdmin, name) {
 		return forbidden(p, permAdmin, name)
 	}
+	if slices.Contains(s.cfg.Fixed, name) {
+		return apiErr(http.StatusUnprocessableEntity, CodeUnsupported, "channel %q belongs to the host's manifest, whose pipelines use it: remove it there", name)
+	}
 	if err := s.eng.DeleteChannel(name); err != nil {
 		return fromEngine(name, err)
+	}
+	if s.cfg.Registry != nil {
+		if err := s.cfg.Registry.ChannelDeleted(name); err != nil {
+			s.log.Error("api: a deleted channel could not be unrecorded: the host's next start makes it again", "channel", name, "error", err)
+		}
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

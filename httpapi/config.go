@@ -81,6 +81,24 @@ type Config struct {
 	// Meter, when set, records the requests' durations
 	// ([MetricRequestDuration]) and the open streams ([MetricStreams]).
 	Meter metric.Meter
+	// Registry, when set, records the channels created and deleted through
+	// the API, so that a restarted host can make them again (a persistent
+	// one with its events, which its stream kept).
+	Registry Registry
+	// Fixed are channels the API may not delete: those the host's own
+	// pipelines read and write (a manifest's).
+	Fixed []string
+}
+
+// Registry records the channels created and deleted through the API.
+type Registry interface {
+	// ChannelCreated records a channel the API created. When it fails,
+	// the channel is deleted again and the request fails: a channel the
+	// host would forget at its next start is not made.
+	ChannelCreated(spec ChannelSpec) error
+	// ChannelDeleted records that the API deleted a channel. A failure is
+	// logged: the channel is gone already.
+	ChannelDeleted(name string) error
 }
 
 // Action is what a token may do on a channel.

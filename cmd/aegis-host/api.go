@@ -3,10 +3,17 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,6 +21,7 @@ import (
 	"github.com/aegis-streaming/aegis/cmd/aegis-host/internal/telemetry"
 	"github.com/aegis-streaming/aegis/engine"
 	"github.com/aegis-streaming/aegis/httpapi"
+	"github.com/aegis-streaming/aegis/internal/atomicfile"
 )
 
 // apiShutdown bounds the API's shutdown when the run stops: the requests
@@ -64,6 +72,16 @@ func newAPI(m *manifest.Manifest, eng *engine.Engine, log *slog.Logger, tel *tel
 		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 		s.scheme = "https"
 	}
+	for name := range m.Channels {
+		cfg.Fixed = append(cfg.Fixed, name)
+	}
+	if !dry {
+		reg, err := restoreChannels(m, eng)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Registry = reg
+	}
 	var err error
 	if s.srv, err = httpapi.New(eng, cfg); err != nil {
 		return nil, fmt.Errorf("%s: %w", m.File, err)
@@ -113,4 +131,95 @@ func (s *apiServer) close() {
 	if s.l != nil {
 		s.l.Close()
 	}
+}
+
+// apiChannels records the channels created through a run's API in
+// data_dir/api-channels.json, so that the next run of the manifest makes
+// them again: a persistent one finds its stream, with its events and
+// durable subscriptions, in the store; an in-memory one comes back empty.
+type apiChannels struct {
+	path string
+	mu   sync.Mutex
+	m    map[string]httpapi.ChannelSpec
+}
+
+// apiChannelsFile is the record's shape.
+type apiChannelsFile struct {
+	Channels []httpapi.ChannelSpec `json:"channels"`
+}
+
+// restoreChannels reads m's record of the channels its API created and
+// makes them again in eng (the manifest's own win over a recorded one of
+// the same name, which the manifest took over).
+func restoreChannels(m *manifest.Manifest, eng *engine.Engine) (*apiChannels, error) {
+	r := &apiChannels{path: m.DataPath("api-channels.json"), m: map[string]httpapi.ChannelSpec{}}
+	b, err := os.ReadFile(r.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return r, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: api: channels: %w", m.File, err)
+	}
+	var f apiChannelsFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("%s: api: channels: %s: %w", m.File, r.path, err)
+	}
+	for _, spec := range f.Channels {
+		if _, ok := m.Channels[spec.Name]; ok {
+			continue
+		}
+		cfg, err := spec.Config()
+		if err == nil {
+			err = eng.CreateChannel(spec.Name, cfg)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: api: channel[%s], made through the API and recorded in %s: %w", m.File, spec.Name, r.path, err)
+		}
+		r.m[spec.Name] = spec
+	}
+	return r, nil
+}
+
+// ChannelCreated implements httpapi.Registry.
+func (r *apiChannels) ChannelCreated(spec httpapi.ChannelSpec) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.m[spec.Name] = spec
+	if err := r.save(); err != nil {
+		delete(r.m, spec.Name)
+		return err
+	}
+	return nil
+}
+
+// ChannelDeleted implements httpapi.Registry.
+func (r *apiChannels) ChannelDeleted(name string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	spec, ok := r.m[name]
+	if !ok {
+		return nil
+	}
+	delete(r.m, name)
+	if err := r.save(); err != nil {
+		r.m[name] = spec
+		return err
+	}
+	return nil
+}
+
+// save writes the record, sorted by name, crash-safe.
+func (r *apiChannels) save() error {
+	f := apiChannelsFile{Channels: make([]httpapi.ChannelSpec, 0, len(r.m))}
+	for _, name := range slices.Sorted(maps.Keys(r.m)) {
+		f.Channels = append(f.Channels, r.m[name])
+	}
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(r.path), 0o755); err != nil {
+		return err
+	}
+	return atomicfile.Write(r.path, append(b, '\n'))
 }

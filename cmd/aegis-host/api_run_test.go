@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aegis-streaming/aegis/httpapi"
 )
 
 // TestAPIDurableSubscribe: a durable subscription that acknowledges what
@@ -304,6 +307,7 @@ func TestRunAPIExample(t *testing.T) {
 	base := "http://" + addr
 	t.Setenv("AEGIS_PLUGINS", ordersPlugins(t))
 	t.Setenv("AEGIS_API_LISTEN", addr)
+	t.Setenv("DATA_DIR", t.TempDir())
 	t.Setenv("AEGIS_API_TOKEN", adminToken)
 	const shop, dashboard = "shop-token-0123456789", "dashboard-token-0123456789"
 	t.Setenv("AEGIS_SHOP_TOKEN", shop)
@@ -335,6 +339,63 @@ func TestRunAPIExample(t *testing.T) {
 	}
 	if err := evs[1].Data.Decode(&doc); err != nil || doc.AmountCents != 350 || doc.Region != "eu-west-1" {
 		t.Fatalf("enriched data: %+v %v: %s", doc, err, stdout)
+	}
+	r.stop(t)
+}
+
+// TestAPIChannelsSurviveRestart: channels made through the API are made
+// again by the next run, a persistent one with its events; one deleted
+// through the API is not; the manifest's own cannot be deleted.
+func TestAPIChannelsSurviveRestart(t *testing.T) {
+	runCLI(t, "version") // urfave/cli's first run, before runs overlap
+	addr, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + addr
+	dir := t.TempDir()
+	m := writeFile(t, dir, "m.yaml", fmt.Sprintf("apiVersion: aegis/v1\nchannels: {orders: {}}\napi: {listen: %q}\n", addr))
+	cli := func(args ...string) string {
+		t.Helper()
+		code, stdout, stderr := runCLI(t, append(args, "--url", base)...)
+		if code != exitOK {
+			t.Fatalf("%v: exit %d; stderr:\n%s", args, code, stderr)
+		}
+		return stdout
+	}
+	r := startCLI(t, "run", "-f", m)
+	waitReady(t, r, base)
+	cli("channels", "create", "jobs", "--persistent")
+	cli("channels", "create", "notes", "--max-events", "5")
+	cli("channels", "create", "scratch")
+	var in strings.Builder
+	for i := range 3 {
+		in.WriteString(eventLine("job.queued", i) + "\n")
+	}
+	cli("publish", "jobs", "-f", writeFile(t, dir, "in.jsonl", in.String()))
+	cli("channels", "delete", "scratch")
+	if code, _, stderr := runCLI(t, "channels", "delete", "orders", "--url", base); code != exitError || !strings.Contains(stderr, "unsupported") {
+		t.Fatalf("deleting the manifest's channel: exit %d; stderr:\n%s", code, stderr)
+	}
+	r.stop(t)
+
+	r = startCLI(t, "run", "-f", m)
+	waitReady(t, r, base)
+	var resp httpapi.ChannelList
+	if err := json.Unmarshal([]byte(cli("channels", "--json")), &resp); err != nil {
+		t.Fatal(err)
+	}
+	list := resp.Channels
+	got := map[string]httpapi.ChannelInfo{}
+	for _, c := range list {
+		got[c.Name] = c
+	}
+	if len(got) != 3 || !got["jobs"].Persistent || got["notes"].Retention == nil || got["notes"].Retention.MaxEvents != 5 || got["orders"].Name == "" {
+		t.Fatalf("channels after the restart: %+v, want orders, jobs (persistent) and notes (max_events 5)", list)
+	}
+	code, stdout, stderr := runCLI(t, "subscribe", "jobs", "--url", base, "--start", "all", "--count", "3")
+	if code != exitOK || len(lines(stdout)) != 3 {
+		t.Fatalf("the persistent channel's events after the restart: exit %d, %q; stderr:\n%s", code, stdout, stderr)
 	}
 	r.stop(t)
 }

@@ -49,9 +49,10 @@ import (
 // reading at once: what was not read stays in the channel for the next
 // run, and what was read and not written is delivered again then.
 
-// durableStore says whether m needs a durable store.
+// durableStore says whether m needs a durable store: for its persistent
+// channels, or for those its API's clients may create.
 func durableStore(m *manifest.Manifest) bool {
-	if m.NATS != nil {
+	if m.NATS != nil || m.API != nil {
 		return true
 	}
 	for _, c := range m.Channels {
