@@ -168,7 +168,7 @@ func (s *Server) listChannels(w http.ResponseWriter, r *http.Request, p *princip
 
 func (s *Server) createChannel(w http.ResponseWriter, r *http.Request, p *principal) *Error {
 	var spec ChannelSpec
-	if err := decodeBody(r, &spec); err != nil {
+	if err := s.decodeBody(w, r, &spec); err != nil {
 		return err
 	}
 	if spec.Name == "" {

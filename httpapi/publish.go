@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/aegis-streaming/aegis/engine"
 )
@@ -29,10 +30,18 @@ type PublishResult struct {
 	IDs []engine.EventID `json:"ids"`
 }
 
-// readBody reads the whole body, within the size limit.
-func readBody(r *http.Request) ([]byte, *Error) {
+// readBody reads the whole body, within the size limit and the request
+// timeout: a read deadline, which a context does not give (a client that
+// sends its body slowly, or not at all). The deadline is lifted once the
+// body is read, since net/http's own read of the connection, which follows
+// while the handler works, would take it for the connection's end.
+func readBody(w http.ResponseWriter, r *http.Request, timeout time.Duration) ([]byte, *Error) {
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(timeout))
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
+		// The deadline stays: net/http, which reads what is left of a body
+		// before it answers, gives up on this connection then.
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return nil, apiErr(http.StatusRequestEntityTooLarge, CodeTooLarge, "the body is larger than %d bytes", err.(*http.MaxBytesError).Limit)
 		}
@@ -41,15 +50,16 @@ func readBody(r *http.Request) ([]byte, *Error) {
 		}
 		return nil, apiErr(http.StatusBadRequest, CodeBadRequest, "reading the body: %v", err)
 	}
+	rc.SetReadDeadline(time.Time{})
 	return b, nil
 }
 
 // decodeBody decodes a JSON body into v; unknown fields are errors.
-func decodeBody(r *http.Request, v any) *Error {
+func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) *Error {
 	if e := checkMedia(r, false); e != nil {
 		return e
 	}
-	b, e := readBody(r)
+	b, e := readBody(w, r, s.cfg.RequestTimeout)
 	if e != nil {
 		return e
 	}
@@ -99,7 +109,7 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, p *principal) *
 	if e := checkMedia(r, true); e != nil {
 		return e
 	}
-	body, e := readBody(r)
+	body, e := readBody(w, r, s.cfg.RequestTimeout)
 	if e != nil {
 		return e
 	}

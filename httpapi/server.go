@@ -109,6 +109,9 @@ func (s *Server) route(path string, stream bool, methods map[string]handler) {
 		began := time.Now()
 		defer func() { s.tel.record(r, path, w.status, began) }()
 		h, ok := methods[r.Method]
+		if !ok && r.Method == http.MethodHead && !stream {
+			h, ok = methods[http.MethodGet] // net/http sends no body
+		}
 		if !ok {
 			w.Header().Set("Allow", allow)
 			s.writeError(w, r, apiErr(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "method %s: %s takes %s", r.Method, path, allow))
@@ -120,13 +123,9 @@ func (s *Server) route(path string, stream bool, methods map[string]handler) {
 			return
 		}
 		if !stream {
-			// The deadline bounds the work; the read deadline bounds
-			// reading the body, which a context does not interrupt (a
-			// client that sends it slowly, or not at all).
 			ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 			defer cancel()
 			r = r.WithContext(ctx)
-			http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.RequestTimeout))
 		}
 		if err := h(w, r, p); err != nil {
 			s.writeError(w, r, err)
@@ -163,8 +162,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // cors sets the CORS headers for an allowed origin, and answers a
 // preflight request (true).
 func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
+	if len(s.cfg.CORSOrigins) == 0 {
+		return false
+	}
+	// The answer depends on these headers whether or not this origin is
+	// allowed: a shared cache must not serve one origin's to another.
+	w.Header().Add("Vary", "Origin")
 	origin := r.Header.Get("Origin")
-	if origin == "" || len(s.cfg.CORSOrigins) == 0 {
+	if origin == "" {
 		return false
 	}
 	if !slices.Contains(s.cfg.CORSOrigins, "*") && !slices.Contains(s.cfg.CORSOrigins, origin) {
@@ -172,9 +177,9 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
 	}
 	h := w.Header()
 	h.Set("Access-Control-Allow-Origin", origin)
-	h.Add("Vary", "Origin")
 	h.Set("Access-Control-Expose-Headers", "Aegis-Subscription")
 	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		h.Add("Vary", "Access-Control-Request-Method, Access-Control-Request-Headers")
 		h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE")
 		h.Set("Access-Control-Allow-Headers", "Authorization, X-API-Key, Content-Type, Last-Event-ID")
 		h.Set("Access-Control-Max-Age", "600")
@@ -265,5 +270,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			errs = append(errs, err, srv.Close())
 		}
 	}
+	// WebSocket handlers, which net/http no longer tracks.
+	errs = append(errs, s.streams.wait(ctx))
 	return errors.Join(errs...)
 }

@@ -29,6 +29,8 @@ import (
 type stream struct {
 	id         string
 	channel    string
+	owner      string // the token's name: only it settles the stream's events
+	durable    string // the durable name the client gave
 	sub        *engine.Subscription
 	persistent bool
 	manual     bool // the client acknowledges
@@ -60,6 +62,10 @@ type streams struct {
 	mu     sync.Mutex
 	m      map[string]*stream
 	closed bool
+	// open counts the streams from openStream to closeStream, so that a
+	// shutdown waits for their handlers, which net/http does not track
+	// once a WebSocket has taken the connection over.
+	open sync.WaitGroup
 }
 
 func (ss *streams) init() { ss.m = map[string]*stream{} }
@@ -87,6 +93,7 @@ func (ss *streams) add(st *stream, limit int) *Error {
 		return apiErr(http.StatusTooManyRequests, CodeLimit, "%d streams are open: the limit", len(ss.m))
 	}
 	ss.m[st.id] = st
+	ss.open.Add(1)
 	return nil
 }
 
@@ -95,6 +102,22 @@ func (ss *streams) remove(st *stream) {
 	defer ss.mu.Unlock()
 	if ss.m[st.id] == st {
 		delete(ss.m, st.id)
+		ss.open.Done()
+	}
+}
+
+// wait waits until every stream is closed, or ctx ends.
+func (ss *streams) wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		ss.open.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -151,8 +174,8 @@ func (s *Server) openStream(r *http.Request, p *principal) (*stream, *Error) {
 		return nil, e
 	}
 	st := &stream{
-		id: sub.ID(), channel: name, sub: sub, persistent: ci.Config.Persistent,
-		manual: q.Get("ack") == "manual", done: make(chan struct{}),
+		id: sub.ID(), channel: name, owner: p.name, durable: q.Get("durable"), sub: sub,
+		persistent: ci.Config.Persistent, manual: q.Get("ack") == "manual", done: make(chan struct{}),
 	}
 	if replay != nil {
 		// Subscribed first, then the history read: an event published in
@@ -180,8 +203,7 @@ func (s *Server) openStream(r *http.Request, p *principal) (*stream, *Error) {
 		sub.Close()
 		return nil, e
 	}
-	// The client leaving ends the stream (its context is its own, so that
-	// the stream's last acknowledgements are not cut short).
+	// The client leaving ends the stream.
 	context.AfterFunc(r.Context(), func() { st.end(nil) })
 	go st.pump()
 	s.log.Debug("api stream opened", "channel", name, "subscription", st.id, "token", p.name)
@@ -252,7 +274,12 @@ func (s *Server) streamOptions(q url.Values, persistent bool, p *principal) (eng
 		}
 		return opts, &engine.HistoryQuery{AfterID: afterID, After: after, Filter: f}, nil
 	}
-	opts.Durable = q.Get("durable")
+	if d := q.Get("durable"); d != "" {
+		// A durable name of the API is its token's: a client cannot take
+		// over another token's subscription, nor a pipeline's, by naming
+		// it.
+		opts.Durable = "api." + p.name + "." + d
+	}
 	opts.DeliveryMode, opts.AckMode = engine.AtLeastOnce, engine.AckManual
 	opts.AckWait, opts.MaxDeliver = ackWait, int(min(maxDeliver, 1<<31-1))
 	opts.BufferSize = persistentQueue
@@ -271,6 +298,11 @@ func (s *Server) streamOptions(q url.Values, persistent bool, p *principal) (eng
 
 // pump moves the subscription's events into out until the stream ends.
 func (st *stream) pump() {
+	defer func() {
+		if v := recover(); v != nil {
+			st.end(apiErr(http.StatusInternalServerError, CodeInternal, "the stream failed: %v", v))
+		}
+	}()
 	batch := engine.NewEventBatch(256)
 	for {
 		var err error
@@ -385,7 +417,7 @@ type framing interface {
 // ends: the client left, fell behind, the channel was deleted, or the host
 // is shutting down.
 func (s *Server) serveStream(st *stream, f framing) {
-	if !f.hello(Subscribed{Subscription: st.id, Channel: st.channel, Durable: st.sub.Info().Durable, Ack: ackName(st.manual)}) {
+	if !f.hello(Subscribed{Subscription: st.id, Channel: st.channel, Durable: st.durable, Ack: ackName(st.manual)}) {
 		return
 	}
 	heartbeat := time.NewTicker(s.cfg.Heartbeat)
@@ -433,8 +465,16 @@ func (st *stream) written(events []engine.Event) error {
 	for i := range events {
 		ids[i] = events[i].ID
 	}
-	return st.sub.Ack(st.ctx, ids...)
+	// Not the stream's context: a stream that ends (the client left, the
+	// host shuts down) still acknowledges what it wrote, or those events
+	// would come again to its durable subscription.
+	ctx, cancel := context.WithTimeout(context.Background(), ackTimeout)
+	defer cancel()
+	return st.sub.Ack(ctx, ids...)
 }
+
+// ackTimeout bounds the acknowledgement of what a stream wrote.
+const ackTimeout = 10 * time.Second
 
 // settleKind is what a settle request does.
 type settleKind int
@@ -465,13 +505,13 @@ func (s *Server) settle(kind settleKind) handler {
 	return func(w http.ResponseWriter, r *http.Request, p *principal) *Error {
 		id := r.PathValue("id")
 		st := s.streams.get(id)
-		if st == nil || !p.can(permSubscribe, st.channel) {
+		if st == nil || st.owner != p.name || !p.can(permSubscribe, st.channel) {
 			// The same answer for a stream this token may not touch: it
 			// learns nothing of other clients' streams.
 			return apiErr(http.StatusNotFound, CodeSubscriptionGone, "no open stream %q of yours: acknowledgements go to the stream that delivered the events, while it is open", id)
 		}
 		var req SettleRequest
-		if e := decodeBody(r, &req); e != nil {
+		if e := s.decodeBody(w, r, &req); e != nil {
 			return e
 		}
 		if len(req.IDs) == 0 {

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -97,5 +98,46 @@ func TestSlowBody(t *testing.T) {
 	}
 	if st, _ := h.eng.ChannelStats("orders"); st.Published != 0 {
 		t.Fatal("something was published")
+	}
+}
+
+// TestSlowRequestKeepsConnection: a request that takes longer than the
+// request timeout (a publish waiting for room) is answered 504, and the
+// next request on the same connection is served as usual.
+func TestSlowRequestKeepsConnection(t *testing.T) {
+	h := newHost(t, nil, httpapi.Config{RequestTimeout: 300 * time.Millisecond})
+	h.channel(t, "orders", engine.ChannelConfig{BufferSize: 1, BlockTimeout: time.Minute})
+	h.channel(t, "free", engine.ChannelConfig{})
+	full, err := h.eng.Subscribe("orders", engine.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer full.Close()
+	tr := &http.Transport{MaxConnsPerHost: 1}
+	defer tr.CloseIdleConnections()
+	c, err := httpapi.NewClient(h.url, "", &http.Client{Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	// The subscription holds one event; the second waits for room.
+	_, err = c.Publish(ctx, "orders", orderEvent(1), orderEvent(2))
+	var e *httpapi.Error
+	if !errors.As(err, &e) || e.Code != httpapi.CodeTimeout || e.Published == nil || *e.Published != 1 {
+		t.Fatalf("a publish that waits past the request timeout: %v", err)
+	}
+	time.Sleep(400 * time.Millisecond) // past the request timeout, idle
+	// A stream on the same connection, whose context must not have been
+	// ended by the slow request's read deadline.
+	sub, err := c.Subscribe(ctx, "free", nil)
+	if err != nil {
+		t.Fatalf("the next request on the connection: %v", err)
+	}
+	defer sub.Close()
+	if err := h.eng.Publish(ctx, "free", orderEvent(7)); err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := sub.Next(); err != nil || eventN(t, ev) != 7 || sub.Reconnects() != 0 {
+		t.Fatalf("the stream on the connection: %v, %d reconnections", err, sub.Reconnects())
 	}
 }

@@ -125,7 +125,20 @@ func (f *wsFraming) end(why *Error) {
 	if b, err := json.Marshal(WSMessage{Type: "error", Error: why}); err == nil {
 		f.c.Write(ctx, websocket.MessageText, b)
 	}
-	f.c.Close(websocket.StatusTryAgainLater, why.Code)
+	f.c.Close(closeStatus(why.Code), why.Code)
+}
+
+// closeStatus is the WebSocket close code of a stream's end.
+func closeStatus(code string) websocket.StatusCode {
+	switch code {
+	case CodeSlowClient:
+		return websocket.StatusTryAgainLater
+	case CodeUnavailable:
+		return websocket.StatusGoingAway
+	case CodeChannelDeleted:
+		return websocket.StatusNormalClosure
+	}
+	return websocket.StatusInternalError
 }
 
 // wsRead reads the client's messages (acknowledgements) until the

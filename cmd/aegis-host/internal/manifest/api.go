@@ -80,10 +80,16 @@ func (v *validator) api() {
 	}
 	var valid []httpapi.Token
 	valid = v.tokens(v.d, p+".tokens", a.Tokens, valid)
+	fileOK := true
 	if v.d.has(p + ".tokens_file") {
+		n := len(v.errs)
 		a.FileTokens = v.readTokensFile(p+".tokens_file", a.TokensFile, valid)
+		fileOK = len(v.errs) == n
 	}
-	if a.Listen != "" && len(a.Tokens) == 0 && a.TokensFile == "" && !a.AllowUnauthenticated {
+	// What counts is the tokens there are: an empty tokens file is no
+	// authentication either (one that could not be read is reported as
+	// such).
+	if a.Listen != "" && len(a.AllTokens()) == 0 && fileOK && !a.AllowUnauthenticated {
 		if msg := unauthenticated(a.Listen); msg != "" {
 			v.errf(p+".listen", "%s", msg)
 		}
@@ -346,7 +352,7 @@ func (m *Manifest) SetAPIListen(addr string) error {
 		return nil
 	}
 	a := m.API
-	if err := CheckAPIListen(addr, a.AllowUnauthenticated || len(a.Tokens)+len(a.FileTokens) > 0 || a.TokensFile != ""); err != nil {
+	if err := CheckAPIListen(addr, a.AllowUnauthenticated || len(a.AllTokens()) > 0); err != nil {
 		return err
 	}
 	a.Listen = addr

@@ -264,9 +264,14 @@ tokens:
 	}
 	roundTrip(t, dir, m)
 
-	// A tokens file alone counts as tokens for a public address.
+	// A tokens file alone counts as tokens for a public address; an empty
+	// one does not.
 	if _, err := parse(t, dir, api("listen: \":8080\"\ntokens_file: tokens.yaml\n"), map[string]string{"READER_TOKEN": secretB}); err != nil {
 		t.Errorf("a tokens file without manifest tokens: %v", err)
+	}
+	writeTokens(t, dir, "empty.yaml", "tokens: []\n")
+	if _, err := parse(t, dir, api("listen: \":8080\"\ntokens_file: empty.yaml\n"), nil); err == nil || !strings.Contains(err.Error(), "api.listen") {
+		t.Errorf("an empty tokens file on a public address: %v", err)
 	}
 }
 
