@@ -8,10 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aegis-streaming/aegis/engine"
@@ -20,9 +23,26 @@ import (
 // Client is a Go client of the API. Its methods return an *Error for an
 // error the API answered with. It is safe for concurrent use.
 type Client struct {
+	// ReconnectFor is how long a subscription keeps trying to connect
+	// again after it lost its stream, before Next gives up with the last
+	// error: 0 means [DefaultReconnectFor], negative means forever. Set it
+	// before subscribing.
+	ReconnectFor time.Duration
+
 	base  *url.URL
 	token string
 	hc    *http.Client
+}
+
+// DefaultReconnectFor is how long a subscription tries to reconnect by
+// default.
+const DefaultReconnectFor = time.Minute
+
+func (c *Client) reconnectFor() time.Duration {
+	if c.ReconnectFor == 0 {
+		return DefaultReconnectFor
+	}
+	return c.ReconnectFor
 }
 
 // NewClient returns a client of the API at baseURL (scheme, host and port,
@@ -215,7 +235,7 @@ type Subscription struct {
 
 	mu   sync.Mutex
 	id   string // the current stream's subscription, for acks
-	body io.ReadCloser
+	body *idleReader
 	r    *sseReader
 	last string // the ID of the last event returned
 	// Reconnects counts the connections after the first.
@@ -224,7 +244,16 @@ type Subscription struct {
 
 // connect opens the stream, after the last event returned if any.
 func (s *Subscription) connect() error {
-	req, err := s.c.request(s.ctx, http.MethodGet, channelPath(s.channel, "/stream"), s.q, nil, "")
+	q := s.q
+	if s.last != "" {
+		// Resuming: after the last event returned, not from where the
+		// subscription first started.
+		q = maps.Clone(q)
+		for _, k := range []string{"last_event_id", "after_id", "after_seq", "after", "start"} {
+			delete(q, k)
+		}
+	}
+	req, err := s.c.request(s.ctx, http.MethodGet, channelPath(s.channel, "/stream"), q, nil, "")
 	if err != nil {
 		return err
 	}
@@ -240,10 +269,51 @@ func (s *Subscription) connect() error {
 		defer resp.Body.Close()
 		return responseError(resp)
 	}
+	body := newIdleReader(resp.Body, defaultIdle)
 	s.mu.Lock()
-	s.id, s.body, s.r = resp.Header.Get("Aegis-Subscription"), resp.Body, newSSEReader(resp.Body)
+	s.id, s.body, s.r = resp.Header.Get("Aegis-Subscription"), body, newSSEReader(body)
 	s.mu.Unlock()
 	return nil
+}
+
+// defaultIdle is how long a stream may stay silent before its subscription
+// takes the connection for dead, until the host says how often it sends a
+// keep-alive (three of those then).
+const defaultIdle = time.Minute
+
+// idleReader closes a stream's body when nothing arrives for idle: a host
+// that went away without closing the connection (powered off, a dropped
+// NAT entry) sends no keep-alive, and the read would wait forever.
+type idleReader struct {
+	body  io.ReadCloser
+	timer *time.Timer
+	idle  atomic.Int64 // nanoseconds
+}
+
+func newIdleReader(body io.ReadCloser, idle time.Duration) *idleReader {
+	r := &idleReader{body: body}
+	r.idle.Store(int64(idle))
+	r.timer = time.AfterFunc(idle, func() { body.Close() })
+	return r
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	n, err := r.body.Read(p)
+	if n > 0 {
+		r.timer.Reset(time.Duration(r.idle.Load()))
+	}
+	return n, err
+}
+
+func (r *idleReader) Close() error {
+	r.timer.Stop()
+	return r.body.Close()
+}
+
+// setIdle sets the silence after which the connection is taken for dead.
+func (r *idleReader) setIdle(d time.Duration) {
+	r.idle.Store(int64(d))
+	r.timer.Reset(d)
 }
 
 // ID is the current stream's subscription ID; it changes when the
@@ -289,12 +359,23 @@ func (s *Subscription) Next() (engine.Event, error) {
 					s.last = m.id
 				}
 				return ev, nil
+			case m.event == "subscribed":
+				var hello Subscribed
+				if json.Unmarshal(m.data, &hello) == nil && hello.Heartbeat > 0 {
+					s.body.setIdle(3 * time.Duration(hello.Heartbeat))
+				}
+				continue
 			default:
-				continue // subscribed, a bare retry, and what later versions add
+				continue // a bare retry, and what later versions add
 			}
 		}
 		if s.ctx.Err() != nil {
 			return engine.Event{}, s.ctx.Err()
+		}
+		if errors.Is(err, bufio.ErrTooLong) {
+			// It would be as long again after a reconnection.
+			s.Close()
+			return engine.Event{}, fmt.Errorf("stream of %q: an event longer than %d bytes", s.channel, maxSSELine)
 		}
 		if err := s.reconnect(); err != nil {
 			return engine.Event{}, err
@@ -314,6 +395,7 @@ func (s *Subscription) reconnect() error {
 	s.body.Close()
 	s.reconnects++
 	s.mu.Unlock()
+	giveUp := time.Now().Add(s.c.reconnectFor())
 	for {
 		select {
 		case <-time.After(s.retry):
@@ -330,6 +412,9 @@ func (s *Subscription) reconnect() error {
 		}
 		if s.ctx.Err() != nil {
 			return s.ctx.Err()
+		}
+		if s.c.ReconnectFor >= 0 && time.Now().After(giveUp) {
+			return fmt.Errorf("stream of %q: no connection for %s: %w", s.channel, s.c.reconnectFor(), err)
 		}
 	}
 }
@@ -365,7 +450,8 @@ type sseMessage struct {
 // lines of "field: value", a blank line ends an event, lines starting
 // with ":" are comments, multiple data lines join with "\n".
 type sseReader struct {
-	sc *bufio.Scanner
+	sc      *bufio.Scanner
+	started bool // past the first line, which may begin with a BOM
 }
 
 // maxSSELine bounds one line of a stream: an event's JSON.
@@ -374,13 +460,41 @@ const maxSSELine = 64 << 20
 func newSSEReader(r io.Reader) *sseReader {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), maxSSELine)
+	sc.Split(scanSSELines)
 	return &sseReader{sc: sc}
+}
+
+// scanSSELines splits a stream into lines as SSE does: a line ends with
+// CRLF, LF or a lone CR.
+func scanSSELines(data []byte, atEOF bool) (int, []byte, error) {
+	i := bytes.IndexAny(data, "\r\n")
+	switch {
+	case i < 0:
+		if atEOF && len(data) > 0 {
+			return len(data), data, nil
+		}
+		return 0, nil, nil
+	case data[i] == '\n':
+		return i + 1, data[:i], nil
+	case i+1 < len(data):
+		if data[i+1] == '\n' {
+			return i + 2, data[:i], nil
+		}
+		return i + 1, data[:i], nil
+	case atEOF:
+		return i + 1, data[:i], nil
+	}
+	return 0, nil, nil // a CR at the end: wait for what follows
 }
 
 func (r *sseReader) next() (sseMessage, error) {
 	var m sseMessage
 	for r.sc.Scan() {
 		line := r.sc.Bytes()
+		if !r.started {
+			r.started = true
+			line = bytes.TrimPrefix(line, []byte("\ufeff"))
+		}
 		if len(line) == 0 {
 			if m.hasData || m.retry > 0 {
 				return m, nil
@@ -407,8 +521,8 @@ func (r *sseReader) next() (sseMessage, error) {
 				m.id = string(value)
 			}
 		case "retry":
-			var ms int64
-			if _, err := fmt.Sscan(string(value), &ms); err == nil && ms > 0 {
+			// ASCII digits only, as the standard says.
+			if ms, err := strconv.ParseUint(string(value), 10, 32); err == nil && ms > 0 && value[0] != '+' {
 				m.retry = time.Duration(ms) * time.Millisecond
 			}
 		}

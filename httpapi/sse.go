@@ -20,6 +20,10 @@ type Subscribed struct {
 	Channel      string `json:"channel"`
 	Durable      string `json:"durable,omitempty"`
 	Ack          string `json:"ack"`
+	// Heartbeat is how often an idle stream gets a keep-alive: a client
+	// that hears nothing for a few of these may take the connection for
+	// dead.
+	Heartbeat Duration `json:"heartbeat,omitempty"`
 }
 
 // sse streams the channel's events as Server-Sent Events:

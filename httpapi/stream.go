@@ -417,7 +417,7 @@ type framing interface {
 // ends: the client left, fell behind, the channel was deleted, or the host
 // is shutting down.
 func (s *Server) serveStream(st *stream, f framing) {
-	if !f.hello(Subscribed{Subscription: st.id, Channel: st.channel, Durable: st.durable, Ack: ackName(st.manual)}) {
+	if !f.hello(Subscribed{Subscription: st.id, Channel: st.channel, Durable: st.durable, Ack: ackName(st.manual), Heartbeat: Duration(s.cfg.Heartbeat)}) {
 		return
 	}
 	heartbeat := time.NewTicker(s.cfg.Heartbeat)

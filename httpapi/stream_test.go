@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -655,4 +658,69 @@ func TestDurableHammer(t *testing.T) {
 	// The others are still reading: ending their context ends them.
 	stop()
 	wg.Wait()
+}
+
+// TestClientGivesUp: a subscription whose host is gone stops trying after
+// ReconnectFor, and one whose connection goes silent (a host that went
+// away without closing it) takes it for dead after three keep-alives.
+func TestClientGivesUp(t *testing.T) {
+	t.Run("host gone", func(t *testing.T) {
+		eng := engine.New(engine.Config{})
+		defer eng.Close()
+		eng.CreateChannel("orders", engine.ChannelConfig{})
+		srv, err := httpapi.New(eng, httpapi.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go srv.Serve(l)
+		c, _ := httpapi.NewClient("http://"+l.Addr().String(), "", nil)
+		c.ReconnectFor = 500 * time.Millisecond
+		sub, err := c.Subscribe(ctxT(t), "orders", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Close()
+		srv.Shutdown(ctxT(t))
+		if _, err := sub.Next(); err == nil || !strings.Contains(err.Error(), "no connection for 500ms") {
+			t.Fatalf("after the host went away: %v", err)
+		}
+	})
+	t.Run("silent connection", func(t *testing.T) {
+		var conns atomic.Int32
+		silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			conns.Add(1)
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprint(w, "retry: 10\n\nevent: subscribed\ndata: {\"subscription\":\"s\",\"channel\":\"orders\",\"ack\":\"auto\",\"heartbeat\":\"50ms\"}\n\n")
+			w.(http.Flusher).Flush()
+			<-r.Context().Done() // then nothing, as a host that is gone
+		}))
+		defer silent.Close()
+		c, _ := httpapi.NewClient(silent.URL, "", nil)
+		ctx, cancel := context.WithCancel(ctxT(t))
+		sub, err := c.Subscribe(ctx, "orders", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		next := make(chan error, 1)
+		go func() {
+			_, err := sub.Next()
+			next <- err
+		}()
+		for conns.Load() < 3 {
+			select {
+			case err := <-next:
+				t.Fatalf("Next ended: %v", err)
+			case <-ctx.Done():
+				t.Fatalf("%d connections: the silent one was not taken for dead", conns.Load())
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		cancel()
+		<-next
+		sub.Close()
+	})
 }

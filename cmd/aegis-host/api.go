@@ -36,7 +36,9 @@ type apiServer struct {
 	srv    *httpapi.Server
 	l      net.Listener // nil for validate, which listens on nothing
 	scheme string       // http or https
-	// running is set while the pipelines run: the API is ready.
+	// running is set from when the run starts serving until it stops:
+	// the API is ready then (the pipelines have started; some may have
+	// ended since, as a generator's does, and the host still serves).
 	running atomic.Bool
 }
 
@@ -59,7 +61,7 @@ func newAPI(m *manifest.Manifest, eng *engine.Engine, log *slog.Logger, tel *tel
 		Meter:            tel.Meter,
 		Ready: func(context.Context) error {
 			if !s.running.Load() {
-				return errors.New("the pipelines are not running")
+				return errors.New("the run is not serving: starting or stopping")
 			}
 			return nil
 		},
@@ -164,8 +166,12 @@ func restoreChannels(m *manifest.Manifest, eng *engine.Engine) (*apiChannels, er
 	if err := json.Unmarshal(b, &f); err != nil {
 		return nil, fmt.Errorf("%s: api: channels: %s: %w", m.File, r.path, err)
 	}
+	taken := false
 	for _, spec := range f.Channels {
 		if _, ok := m.Channels[spec.Name]; ok {
+			// The manifest took the name over: the record forgets it,
+			// lest it come back should the manifest drop it again.
+			taken = true
 			continue
 		}
 		cfg, err := spec.Config()
@@ -176,6 +182,11 @@ func restoreChannels(m *manifest.Manifest, eng *engine.Engine) (*apiChannels, er
 			return nil, fmt.Errorf("%s: api: channel[%s], made through the API and recorded in %s: %w", m.File, spec.Name, r.path, err)
 		}
 		r.m[spec.Name] = spec
+	}
+	if taken {
+		if err := r.save(); err != nil {
+			return nil, fmt.Errorf("%s: api: channels: %w", m.File, err)
+		}
 	}
 	return r, nil
 }

@@ -102,8 +102,13 @@ func flagEvent(c *cli.Context) (engine.Event, error) {
 	return ev, nil
 }
 
+// publishBatchBytes bounds a request of publish -f: it is sent when it
+// reaches this size even before --batch lines.
+const publishBatchBytes = 4 << 20
+
 // publishFile publishes the NDJSON events of file ("-": stdin) in
-// requests of --batch lines, printing the IDs of each as it is answered.
+// requests of --batch lines (at most publishBatchBytes), printing the IDs of
+// each as it is answered.
 func publishFile(c *cli.Context, cl *httpapi.Client, channel, file string, printIDs func([]engine.EventID)) error {
 	var in io.Reader = stdinReader
 	if file != "-" {
@@ -148,7 +153,9 @@ func publishFile(c *cli.Context, cl *httpapi.Client, channel, file string, print
 				}
 				buf.Write(bytes.TrimRight(b, "\r\n"))
 				buf.WriteByte('\n')
-				if n++; n == size {
+				// A request of --batch lines, or of publishBatchBytes, well
+				// under the host's default body limit (16 MiB).
+				if n++; n == size || buf.Len() >= publishBatchBytes {
 					if err := send(); err != nil {
 						return err
 					}

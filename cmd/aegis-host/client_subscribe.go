@@ -53,6 +53,9 @@ func subscribeCommand() *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			// After the first signal, a second one is the default's: it
+			// ends the process, also while a write to stdout is stuck.
+			context.AfterFunc(ctx, stop)
 			sub, err := cl.Subscribe(ctx, channel, q)
 			if err != nil {
 				if ctx.Err() != nil && c.Context.Err() == nil {
