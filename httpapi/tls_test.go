@@ -1,16 +1,10 @@
 package httpapi_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"strings"
@@ -19,37 +13,13 @@ import (
 
 	"github.com/aegis-streaming/aegis/engine"
 	"github.com/aegis-streaming/aegis/httpapi"
+	"github.com/aegis-streaming/aegis/internal/tlstest"
 )
 
-// selfSigned makes a certificate for 127.0.0.1 and a pool that trusts it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "aegis-host test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}, pool
-}
-
 func TestTLS(t *testing.T) {
-	cert, pool := selfSigned(t)
-	h := newHost(t, nil, httpapi.Config{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}, Tokens: testTokens})
+	cert := tlstest.New(t)
+	pool := cert.Pool
+	h := newHost(t, nil, httpapi.Config{TLS: &tls.Config{Certificates: []tls.Certificate{cert.TLS}}, Tokens: testTokens})
 	h.channel(t, "orders", engine.ChannelConfig{})
 	url := strings.Replace(h.url, "http://", "https://", 1)
 	c, err := httpapi.NewClient(url, pubToken, &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}})

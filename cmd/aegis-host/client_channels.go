@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -96,40 +97,32 @@ func channelsCreateCommand() *cli.Command {
 }
 
 func channelsDeleteCommand() *cli.Command {
-	return &cli.Command{
-		Name:         "delete",
-		Usage:        "Delete a channel and its history (admin)",
-		ArgsUsage:    "NAME",
-		OnUsageError: onUsageError,
-		Flags:        clientFlags(),
-		Action: func(c *cli.Context) error {
-			name, err := oneArg(c, "one NAME")
-			if err != nil {
-				return err
-			}
-			cl, err := newClient(c)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := requestContext(c)
-			defer cancel()
-			if err := cl.DeleteChannel(ctx, name); err != nil {
-				return apiError(err)
-			}
-			return nil
-		},
-	}
+	return channelCommand("delete", "Delete a channel and its history (admin)", func(c *cli.Context, ctx context.Context, cl *httpapi.Client, name string) error {
+		return cl.DeleteChannel(ctx, name)
+	})
 }
 
 func channelsInfoCommand() *cli.Command {
+	return channelCommand("info", "Print a channel's settings and counters as JSON", func(c *cli.Context, ctx context.Context, cl *httpapi.Client, name string) error {
+		info, err := cl.Channel(ctx, name)
+		if err != nil {
+			return err
+		}
+		return printJSON(c, info)
+	})
+}
+
+// channelCommand is a channels subcommand that does one request about the
+// channel NAME; an API error it returns prints as such.
+func channelCommand(name, usage string, do func(c *cli.Context, ctx context.Context, cl *httpapi.Client, name string) error) *cli.Command {
 	return &cli.Command{
-		Name:         "info",
-		Usage:        "Print a channel's settings and counters as JSON",
+		Name:         name,
+		Usage:        usage,
 		ArgsUsage:    "NAME",
 		OnUsageError: onUsageError,
 		Flags:        clientFlags(),
 		Action: func(c *cli.Context) error {
-			name, err := oneArg(c, "one NAME")
+			channel, err := oneArg(c, "one NAME")
 			if err != nil {
 				return err
 			}
@@ -139,11 +132,10 @@ func channelsInfoCommand() *cli.Command {
 			}
 			ctx, cancel := requestContext(c)
 			defer cancel()
-			info, err := cl.Channel(ctx, name)
-			if err != nil {
+			if err := do(c, ctx, cl, channel); err != nil {
 				return apiError(err)
 			}
-			return printJSON(c, info)
+			return nil
 		},
 	}
 }
