@@ -1137,6 +1137,13 @@ func (s *Postgres) idle(walEnd uint64) {
 
 // status tells the server the confirmed position.
 func (s *Postgres) status(repl *pgconn.PgConn, reply bool) error {
+	if repl.IsClosed() {
+		// A receive that failed closed it, and pgconn is still writing
+		// its goodbye on it from a goroutine of its own: a write now
+		// would race with that one. The slot keeps what it confirmed
+		// last; the next connection confirms the rest.
+		return errors.New("status update: the connection is closed")
+	}
 	s.mu.Lock()
 	lsn := s.confirmed
 	s.mu.Unlock()
