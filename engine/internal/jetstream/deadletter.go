@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -128,6 +129,9 @@ func (c *Consumer) DeadLetters(ctx context.Context, max int, wait time.Duration)
 
 func (c *Consumer) deadLetters(ctx context.Context, max int, wait time.Duration) ([]*DeadLetter, error) {
 	dc, err := c.deadLetterConsumer(ctx)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return nil, nil // see below
+	}
 	if err != nil {
 		return nil, fmt.Errorf("dead letters: %w", apiError(err))
 	}
@@ -141,6 +145,12 @@ func (c *Consumer) deadLetters(ctx context.Context, max int, wait time.Duration)
 		wait = max0(time.Until(dl))
 	}
 	b, err := dc.Fetch(max, jetstream.FetchMaxWait(wait))
+	if errors.Is(err, nats.ErrNoResponders) {
+		// On a cluster, a consumer just made (or whose leader just
+		// changed) is unknown to the other servers for a moment: none
+		// this time, the next call asks again.
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("dead letters: %w", apiError(err))
 	}
@@ -172,7 +182,7 @@ func (c *Consumer) deadLetters(ctx context.Context, max int, wait time.Duration)
 		}
 		out = append(out, d)
 	}
-	if err := b.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
+	if err := b.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrNoResponders) {
 		return out, fmt.Errorf("dead letters: %w", apiError(err))
 	}
 	return out, nil
