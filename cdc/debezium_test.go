@@ -525,6 +525,20 @@ func newHandler(t *testing.T, cfg cdc.DebeziumConfig) (*cdc.DebeziumHandler, *ht
 	return h, srv
 }
 
+// ackAll is a pipeline that acknowledges whatever h gives it, until h is
+// closed.
+func ackAll(h *cdc.DebeziumHandler) {
+	var n uint64
+	for {
+		events, err := h.Read(context.Background(), nil, 100)
+		if err != nil {
+			return
+		}
+		n += uint64(len(events))
+		h.Ack(context.Background(), n)
+	}
+}
+
 // readN reads n events from s.
 func readN(t *testing.T, s engine.Source, n int) []engine.Event {
 	t.Helper()
@@ -600,18 +614,7 @@ func TestDebeziumHandlerRejections(t *testing.T) {
 		defer mu.Unlock()
 		malformed = append(malformed, m)
 	}})
-	go func() {
-		// The pipeline: acknowledges what it reads.
-		var n uint64
-		for {
-			events, err := h.Read(context.Background(), nil, 100)
-			if err != nil {
-				return
-			}
-			n += uint64(len(events))
-			h.Ack(context.Background(), n)
-		}
-	}()
+	go ackAll(h) // the pipeline
 	mixed := pgEnvelope("c", "null", `{"id":1}`) + "\n\n" + `{"op":"c","source":{"table":"t"}}` + "\n" + pgEnvelope("c", "null", `{"id":2}`) + "\nnope\n"
 	r := post(srv.URL, "application/x-ndjson", mixed)
 	want := []any{
@@ -875,17 +878,7 @@ func (s *recordSink) Close() error { return nil }
 
 func TestDebeziumHandlerFilterError(t *testing.T) {
 	h, srv := newHandler(t, cdc.DebeziumConfig{Tables: []cdc.TableConfig{{Table: "orders", Filter: `row.total < 100`}}})
-	go func() {
-		var n uint64
-		for {
-			events, err := h.Read(context.Background(), nil, 100)
-			if err != nil {
-				return
-			}
-			n += uint64(len(events))
-			h.Ack(context.Background(), n)
-		}
-	}()
+	go ackAll(h) // the pipeline
 	body := pgEnvelope("c", "null", `{"id":1,"total":5}`) + "\n" + pgEnvelope("c", "null", `{"id":2,"total":null}`) + "\n" +
 		pgEnvelope("c", "null", `{"id":3,"total":500}`) + "\n" + strings.Replace(pgEnvelope("c", "null", `{"id":4}`), `"orders"`, `"other"`, 1)
 	r := post(srv.URL, "application/x-ndjson", body)

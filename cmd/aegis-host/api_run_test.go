@@ -19,11 +19,7 @@ import (
 // acknowledged: two runs of subscribe --count 5 print ten events, none
 // twice.
 func TestAPIDurableSubscribe(t *testing.T) {
-	runCLI(t, "version") // urfave/cli's first run, before runs overlap
-	addr, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
+	addr := apiAddr(t)
 	base := "http://" + addr
 	dir := t.TempDir()
 	m := writeFile(t, dir, "m.yaml", fmt.Sprintf(`apiVersion: aegis/v1
@@ -71,11 +67,7 @@ api: {listen: %q}
 // pipelines have ended, and the channel they read stays open to the API's
 // publishers; the stop drains what they published.
 func TestAPIOutlivesPipelines(t *testing.T) {
-	runCLI(t, "version")
-	addr, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
+	addr := apiAddr(t)
 	base := "http://" + addr
 	dir := t.TempDir()
 	m := writeFile(t, dir, "m.yaml", `apiVersion: aegis/v1
@@ -194,11 +186,7 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 // TestAPIClientTLS: the API serves HTTPS with the manifest's certificate;
 // the client commands trust it with --ca-file, and refuse it without.
 func TestAPIClientTLS(t *testing.T) {
-	runCLI(t, "version")
-	addr, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
+	addr := apiAddr(t)
 	base := "https://" + addr
 	dir := t.TempDir()
 	cert, _ := selfSigned(t, dir)
@@ -274,11 +262,7 @@ func TestClientUsage(t *testing.T) {
 // API by the shop's token come out of the wasm filter and map into the
 // channel the dashboard's token follows; each token is held to its grant.
 func TestRunAPIExample(t *testing.T) {
-	runCLI(t, "version") // urfave/cli's first run, before runs overlap
-	addr, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
+	addr := apiAddr(t)
 	base := "http://" + addr
 	t.Setenv("AEGIS_PLUGINS", ordersPlugins(t))
 	t.Setenv("AEGIS_API_LISTEN", addr)
@@ -322,11 +306,7 @@ func TestRunAPIExample(t *testing.T) {
 // again by the next run, a persistent one with its events; one deleted
 // through the API is not; the manifest's own cannot be deleted.
 func TestAPIChannelsSurviveRestart(t *testing.T) {
-	runCLI(t, "version") // urfave/cli's first run, before runs overlap
-	addr, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
+	addr := apiAddr(t)
 	base := "http://" + addr
 	dir := t.TempDir()
 	m := writeFile(t, dir, "m.yaml", fmt.Sprintf("apiVersion: aegis/v1\nchannels: {orders: {}}\napi: {listen: %q}\n", addr))

@@ -65,6 +65,18 @@ func apiErrorBody(t *testing.T, body string) httpapi.Error {
 	return *e.Error
 }
 
+// apiAddr is a free address for a run's API. It first runs the CLI once:
+// urfave/cli's first run must come before runs overlap.
+func apiAddr(t *testing.T) string {
+	t.Helper()
+	runCLI(t, "version")
+	addr, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
 // waitReady waits until the run's API answers /readyz with 200.
 func waitReady(t *testing.T, r *bgRun, base string) {
 	t.Helper()
@@ -123,11 +135,7 @@ func dataN(t *testing.T, e engine.Event) int {
 // and a pipeline that filters it into a file; curl and the client commands
 // publish, read and administer it; a stop drains the pipeline.
 func TestAPIEndToEnd(t *testing.T) {
-	runCLI(t, "version") // urfave/cli's first run, before runs overlap
-	addr, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
+	addr := apiAddr(t)
 	base := "http://" + addr
 	t.Setenv("ADMIN_TOKEN", adminToken)
 	dir := t.TempDir()
