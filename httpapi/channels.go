@@ -203,7 +203,7 @@ func (s *Server) createChannel(w http.ResponseWriter, r *http.Request, p *princi
 			return apiErr(http.StatusServiceUnavailable, CodeUnavailable, "channel %q could not be recorded for the host's next start, so it was not made: %v", spec.Name, err)
 		}
 	}
-	w.Header().Set("Location", "/v1/channels/"+pathEscape(spec.Name))
+	w.Header().Set("Location", channelPath(spec.Name, ""))
 	writeJSON(w, http.StatusCreated, infoOf(ci))
 	return nil
 }

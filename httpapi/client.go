@@ -112,7 +112,7 @@ func responseError(resp *http.Response) error {
 		body.Error.Status = resp.StatusCode
 		return body.Error
 	}
-	return &Error{Status: resp.StatusCode, Code: "http_" + itoa(resp.StatusCode), Message: strings.TrimSpace(string(b))}
+	return &Error{Status: resp.StatusCode, Code: "http_" + strconv.Itoa(resp.StatusCode), Message: strings.TrimSpace(string(b))}
 }
 
 func channelPath(name string, rest string) string {

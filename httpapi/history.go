@@ -2,8 +2,8 @@ package httpapi
 
 import (
 	"bufio"
+	"mime"
 	"net/http"
-	"strconv"
 
 	"github.com/aegis-streaming/aegis/engine"
 )
@@ -56,7 +56,7 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request, p *principal) *
 func acceptsNDJSON(r *http.Request) bool {
 	for _, a := range r.Header.Values("Accept") {
 		for _, part := range splitComma(a) {
-			mt, _, _ := parseMedia(part)
+			mt, _, _ := mime.ParseMediaType(part)
 			if ndjsonTypes[mt] {
 				return true
 			}
@@ -64,5 +64,3 @@ func acceptsNDJSON(r *http.Request) bool {
 	}
 	return false
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }

@@ -9,7 +9,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
-	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/aegis-streaming/aegis/engine"
@@ -192,7 +192,7 @@ func (s *Server) decodeNDJSON(body []byte) ([]engine.Event, *Error) {
 func decodeEvent(b []byte, ev *engine.Event, what string, n int) *Error {
 	at := ""
 	if what != "" {
-		at = what + " " + itoa(n) + ": "
+		at = what + " " + strconv.Itoa(n) + ": "
 	}
 	if err := ev.UnmarshalJSON(b); err != nil {
 		if !json.Valid(b) {
@@ -205,5 +205,3 @@ func decodeEvent(b []byte, ev *engine.Event, what string, n int) *Error {
 	}
 	return nil
 }
-
-func pathEscape(s string) string { return url.PathEscape(s) }

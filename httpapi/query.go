@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -194,5 +193,3 @@ func splitComma(s string) []string {
 	}
 	return out
 }
-
-func parseMedia(s string) (string, map[string]string, error) { return mime.ParseMediaType(s) }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"strconv"
 	"testing"
 
 	"github.com/aegis-streaming/aegis/engine"
@@ -31,7 +32,7 @@ func TestQueue(t *testing.T) {
 		all = q.pop(all, 3)
 	}
 	for i, ev := range all {
-		if ev.Data.String() != itoa(4+i) {
+		if ev.Data.String() != strconv.Itoa(4+i) {
 			t.Fatalf("event %d: %v, want %d", i, ev.Data, 4+i)
 		}
 	}

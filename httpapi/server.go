@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -83,26 +84,27 @@ func (s *Server) Routes() map[string][]string {
 
 // open registers a route that needs no token.
 func (s *Server) open(path, method string, h http.HandlerFunc) {
-	s.register(path, []string{method})
+	s.paths[path] = []string{method}
 	s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
-			w.Header().Set("Allow", method)
-			s.writeError(w, r, apiErr(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "method %s: %s takes %s", r.Method, path, method))
+			s.notAllowed(w, r, path, method)
 			return
 		}
 		h(w, r)
 	})
 }
 
+// notAllowed answers a method that path does not take.
+func (s *Server) notAllowed(w http.ResponseWriter, r *http.Request, path, allow string) {
+	w.Header().Set("Allow", allow)
+	s.writeError(w, r, apiErr(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "method %s: %s takes %s", r.Method, path, allow))
+}
+
 // route registers an authenticated route. A route that is not a stream
 // gets the request timeout.
 func (s *Server) route(path string, stream bool, methods map[string]handler) {
-	allowed := make([]string, 0, len(methods))
-	for m := range methods {
-		allowed = append(allowed, m)
-	}
-	slices.Sort(allowed)
-	s.register(path, allowed)
+	allowed := slices.Sorted(maps.Keys(methods))
+	s.paths[path] = allowed
 	allow := strings.Join(allowed, ", ")
 	s.mux.HandleFunc(path, func(rw http.ResponseWriter, r *http.Request) {
 		w := &statusWriter{ResponseWriter: rw}
@@ -113,8 +115,7 @@ func (s *Server) route(path string, stream bool, methods map[string]handler) {
 			h, ok = methods[http.MethodGet] // net/http sends no body
 		}
 		if !ok {
-			w.Header().Set("Allow", allow)
-			s.writeError(w, r, apiErr(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "method %s: %s takes %s", r.Method, path, allow))
+			s.notAllowed(w, r, path, allow)
 			return
 		}
 		p, err := s.auth.authenticate(r)
@@ -132,9 +133,6 @@ func (s *Server) route(path string, stream bool, methods map[string]handler) {
 		}
 	})
 }
-
-// register records a route for [Server.Routes]; only New calls it.
-func (s *Server) register(path string, methods []string) { s.paths[path] = methods }
 
 // ServeHTTP implements http.Handler: CORS, the body limit and panics are
 // handled here, for every route.

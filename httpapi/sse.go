@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/aegis-streaming/aegis/engine"
@@ -79,7 +80,7 @@ func (f *sseFraming) deadline() { f.rc.SetWriteDeadline(time.Now().Add(f.timeout
 func (f *sseFraming) hello(m Subscribed) bool {
 	f.deadline()
 	b, _ := json.Marshal(m)
-	f.bw.WriteString("retry: " + itoa(int(sseRetry/time.Millisecond)) + "\n\nevent: subscribed\ndata: ")
+	f.bw.WriteString("retry: " + strconv.Itoa(int(sseRetry/time.Millisecond)) + "\n\nevent: subscribed\ndata: ")
 	f.bw.Write(b)
 	f.bw.WriteString("\n\n")
 	return f.flush()

@@ -142,7 +142,7 @@ func (ss *streams) closeAll() {
 }
 
 // openStream subscribes as the request asks. The caller must call
-// st.close when the connection ends.
+// closeStream when the connection ends.
 func (s *Server) openStream(r *http.Request, p *principal) (*stream, *Error) {
 	name := r.PathValue("channel")
 	if !p.can(permSubscribe, name) {
@@ -349,9 +349,8 @@ func streamEndError(channel string, err error) *Error {
 	case errors.Is(err, context.Canceled):
 		return nil
 	case errors.Is(err, engine.ErrChannelDeleted):
+		// Not fromEngine's channel_not_found: the channel was there.
 		return apiErr(http.StatusGone, CodeChannelDeleted, "channel %q was deleted", channel)
-	case errors.Is(err, engine.ErrSlowSubscriber):
-		return apiErr(http.StatusServiceUnavailable, CodeSlowClient, "%v", err)
 	}
 	return fromEngine(channel, err)
 }
@@ -365,7 +364,7 @@ func (st *stream) end(why *Error) {
 	})
 }
 
-// close ends the stream and releases its subscription.
+// closeStream ends the stream and releases its subscription.
 func (s *Server) closeStream(st *stream) {
 	st.end(nil)
 	s.streams.remove(st)
