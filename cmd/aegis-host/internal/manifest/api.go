@@ -101,8 +101,8 @@ func checkAPIListen(s string) string {
 	if s == "" {
 		return "required: the host:port to listen on, such as 127.0.0.1:8080 or :8080 (every interface)"
 	}
-	if msg := checkListenAddr(s); msg != "" {
-		return strings.Replace(msg, "127.0.0.1:9464 or :9464", "127.0.0.1:8080 or :8080", 1)
+	if msg := checkListenAddr(s, "8080"); msg != "" {
+		return msg
 	}
 	return ""
 }

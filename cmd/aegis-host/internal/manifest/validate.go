@@ -336,8 +336,8 @@ func (v *validator) nats() {
 	if len(n.URLs) > 0 {
 		v.notFor(p, []string{"listen", "max_store", "sync_always"}, "applies to the embedded server (without urls); an external cluster is configured on its servers")
 	} else if v.d.has(p + ".listen") {
-		if msg := checkListenAddr(n.Listen); msg != "" {
-			v.errf(p+".listen", "%s", strings.Replace(msg, "127.0.0.1:9464 or :9464", "127.0.0.1:4222 or :4222", 1))
+		if msg := checkListenAddr(n.Listen, "4222"); msg != "" {
+			v.errf(p+".listen", "%s", msg)
 		}
 	}
 	if len(n.URLs) == 0 && v.d.has(p+".max_store") && n.MaxStore <= 0 {
@@ -488,8 +488,8 @@ func (v *validator) debezium(p string, s Source) {
 	case hasPath && s.Path != "-":
 		v.readableFile(p+".path", s.Path)
 	case hasListen:
-		if msg := checkListenAddr(s.Listen); msg != "" {
-			v.errf(p+".listen", "%s", strings.Replace(msg, "127.0.0.1:9464 or :9464", "127.0.0.1:8083 or :8083", 1))
+		if msg := checkListenAddr(s.Listen, "8083"); msg != "" {
+			v.errf(p+".listen", "%s", msg)
 		}
 	}
 	if s.DeadLetter != "" || v.d.has(p+".dead_letter") {
@@ -1585,7 +1585,7 @@ func (v *validator) telemetry() {
 			v.errf(p+".interval", "must be at least %v, got %v", minInterval, m.Interval)
 		}
 		if v.d.has(p + ".prometheus") {
-			if msg := checkListenAddr(m.Prometheus); msg != "" {
+			if msg := checkListenAddr(m.Prometheus, "9464"); msg != "" {
 				v.errf(p+".prometheus", "%s", msg)
 			}
 		}
@@ -1640,9 +1640,9 @@ func checkEndpoint(s, exporter string) string {
 }
 
 // checkListenAddr says what is wrong with the host:port a listener is to
-// listen on, if anything.
-func checkListenAddr(s string) string {
-	const want = "host:port, such as 127.0.0.1:9464 or :9464 (every interface)"
+// listen on, if anything; port is the one its examples give.
+func checkListenAddr(s, port string) string {
+	want := "host:port, such as 127.0.0.1:" + port + " or :" + port + " (every interface)"
 	if strings.Contains(s, "://") {
 		return "is a URL; give " + want
 	}
