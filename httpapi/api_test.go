@@ -118,19 +118,26 @@ func TestConfigValidate(t *testing.T) {
 		name   string
 		tokens []httpapi.Token
 		want   string
+		index  int
+		field  string
 	}{
-		{"no name", []httpapi.Token{{Secret: adminToken, Grants: g}}, "name is empty"},
-		{"short", []httpapi.Token{{Name: "a", Secret: "short", Grants: g}}, "at least 16"},
-		{"twice", []httpapi.Token{{Name: "a", Secret: adminToken, Grants: g}, {Name: "a", Secret: pubToken, Grants: g}}, "used twice"},
-		{"same secret", []httpapi.Token{{Name: "a", Secret: adminToken, Grants: g}, {Name: "b", Secret: adminToken, Grants: g}}, "another name"},
-		{"no channels", []httpapi.Token{{Name: "a", Secret: adminToken, Grants: []httpapi.Grant{{Actions: []httpapi.Action{httpapi.Admin}}}}}, "no channels"},
-		{"bad action", []httpapi.Token{{Name: "a", Secret: adminToken, Grants: []httpapi.Grant{{Channels: []string{"x"}, Actions: []httpapi.Action{"write"}}}}}, `unknown action "write"`},
+		{"no name", []httpapi.Token{{Secret: adminToken, Grants: g}}, "tokens[0]: the name is empty", 0, "name"},
+		{"short", []httpapi.Token{{Name: "a", Secret: "short", Grants: g}}, "at least 16", 0, "token"},
+		{"twice", []httpapi.Token{{Name: "a", Secret: adminToken, Grants: g}, {Name: "a", Secret: pubToken, Grants: g}}, "tokens[1]: the name \"a\" is used twice", 1, "name"},
+		{"same secret", []httpapi.Token{{Name: "a", Secret: adminToken, Grants: g}, {Name: "b", Secret: adminToken, Grants: g}}, "token[b]: the same token is given to another name", 1, "token"},
+		{"no channels", []httpapi.Token{{Name: "a", Secret: adminToken, Grants: []httpapi.Grant{{Actions: []httpapi.Action{httpapi.Admin}}}}}, "token[a]: grants[0]: no channels", 0, "grants[0].channels"},
+		{"empty pattern", []httpapi.Token{{Name: "a", Secret: adminToken, Grants: []httpapi.Grant{g[0], {Channels: []string{"x", ""}, Actions: g[0].Actions}}}}, "grants[1]: an empty channel pattern", 0, "grants[1].channels[1]"},
+		{"bad action", []httpapi.Token{{Name: "a", Secret: adminToken, Grants: []httpapi.Grant{{Channels: []string{"x"}, Actions: []httpapi.Action{httpapi.Publish, "write"}}}}}, `unknown action "write"`, 0, "grants[0].actions[1]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := httpapi.Config{Tokens: tt.tokens}.Validate()
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v, want %q", err, tt.want)
+			}
+			var te *httpapi.TokenError
+			if !errors.As(err, &te) || te.Index != tt.index || te.Field != tt.field {
+				t.Fatalf("got %#v, want token %d, field %q", err, tt.index, tt.field)
 			}
 			if err != nil && strings.Contains(err.Error(), adminToken) {
 				t.Fatalf("the error shows the secret: %v", err)

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
@@ -137,38 +138,67 @@ type Grant struct {
 // MinSecretLen is the shortest token accepted.
 const MinSecretLen = 16
 
+// TokenError is the error [Config.Validate] returns for a token at fault:
+// which one, the field (relative to the token: "name", "token",
+// "grants[0].channels", "grants[0].channels[2]", "grants[1].actions",
+// "grants[1].actions[0]", ...), and what is wrong with it.
+type TokenError struct {
+	Index int    // in Config.Tokens
+	Name  string // the token's name; "" when the name is what is wrong
+	Grant int    // the grant at fault; -1 when none is
+	Field string
+	Msg   string
+}
+
+func (e *TokenError) Error() string {
+	at := fmt.Sprintf("token[%s]: ", e.Name)
+	if e.Name == "" {
+		at = fmt.Sprintf("tokens[%d]: ", e.Index)
+	}
+	if e.Grant >= 0 {
+		at += fmt.Sprintf("grants[%d]: ", e.Grant)
+	}
+	return at + e.Msg
+}
+
+// Actions are the actions a grant may give.
+func Actions() []Action { return []Action{Publish, Subscribe, Admin} }
+
 // Validate checks the tokens: names and secrets present and unique,
-// secrets long enough, grants with patterns and known actions.
+// secrets long enough, grants with patterns and known actions. An error
+// about a token is a *[TokenError].
 func (c Config) Validate() error {
 	names := map[string]bool{}
 	secrets := map[string]bool{}
 	for i, t := range c.Tokens {
+		bad := func(grant int, field, format string, args ...any) error {
+			return &TokenError{Index: i, Name: t.Name, Grant: grant, Field: field, Msg: fmt.Sprintf(format, args...)}
+		}
 		switch {
 		case t.Name == "":
-			return fmt.Errorf("tokens[%d]: the name is empty", i)
+			return &TokenError{Index: i, Grant: -1, Field: "name", Msg: "the name is empty"}
 		case names[t.Name]:
-			return fmt.Errorf("tokens[%d]: the name %q is used twice", i, t.Name)
+			return &TokenError{Index: i, Grant: -1, Field: "name", Msg: fmt.Sprintf("the name %q is used twice", t.Name)}
 		case len(t.Secret) < MinSecretLen:
-			return fmt.Errorf("token[%s]: the token is %d bytes long: at least %d", t.Name, len(t.Secret), MinSecretLen)
+			return bad(-1, "token", "the token is %d bytes long: at least %d", len(t.Secret), MinSecretLen)
 		case secrets[t.Secret]:
-			return fmt.Errorf("token[%s]: the same token is given to another name", t.Name)
+			return bad(-1, "token", "the same token is given to another name")
 		}
 		names[t.Name], secrets[t.Secret] = true, true
 		for j, g := range t.Grants {
+			gp := fmt.Sprintf("grants[%d]", j)
 			if len(g.Channels) == 0 {
-				return fmt.Errorf("token[%s]: grants[%d]: no channels", t.Name, j)
+				return bad(j, gp+".channels", "no channels")
 			}
-			for _, p := range g.Channels {
-				if p == "" {
-					return fmt.Errorf("token[%s]: grants[%d]: an empty channel pattern", t.Name, j)
-				}
+			if k := slices.Index(g.Channels, ""); k >= 0 {
+				return bad(j, fmt.Sprintf("%s.channels[%d]", gp, k), "an empty channel pattern")
 			}
 			if len(g.Actions) == 0 {
-				return fmt.Errorf("token[%s]: grants[%d]: no actions", t.Name, j)
+				return bad(j, gp+".actions", "no actions")
 			}
-			for _, a := range g.Actions {
+			for k, a := range g.Actions {
 				if _, ok := actionBits[a]; !ok {
-					return fmt.Errorf("token[%s]: grants[%d]: unknown action %q: publish, subscribe or admin", t.Name, j, a)
+					return bad(j, fmt.Sprintf("%s.actions[%d]", gp, k), "unknown action %q: publish, subscribe or admin", a)
 				}
 			}
 		}

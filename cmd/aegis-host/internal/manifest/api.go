@@ -11,9 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/goccy/go-yaml"
@@ -28,8 +26,14 @@ type tokensFile struct {
 	Tokens []APIToken `yaml:"tokens" json:"tokens"`
 }
 
-// apiActions are the actions a grant may give.
-var apiActions = []string{string(httpapi.Publish), string(httpapi.Subscribe), string(httpapi.Admin)}
+// apiActions are the actions a grant may give, as the API names them.
+var apiActions = func() []string {
+	var out []string
+	for _, a := range httpapi.Actions() {
+		out = append(out, string(a))
+	}
+	return out
+}()
 
 // api checks the api block.
 func (v *validator) api() {
@@ -169,16 +173,18 @@ func (v *validator) tokens(d *doc, path string, tokens []APIToken, valid []httpa
 			valid = append(valid, ht)
 			continue
 		}
-		field, msg := tokenField(t, len(valid), err.Error())
-		if strings.HasPrefix(field, "grants") {
+		var te *httpapi.TokenError
+		if !errors.As(err, &te) {
+			v.errs = append(v.errs, d.errAt(d.at(tp), tp, "%v", err))
+			continue
+		}
+		field, msg := tokenField(t, te)
+		if te.Grant >= 0 {
 			// Its name and secret passed: later tokens must not repeat
 			// them either.
 			valid = append(valid, httpapi.Token{Name: t.Name, Secret: t.Token})
 		}
-		fp := tp
-		if field != "" {
-			fp = tp + "." + field
-		}
+		fp := tp + "." + field
 		v.errs = append(v.errs, d.errAt(d.at(fp), fp, "%s", msg))
 	}
 	return valid
@@ -207,54 +213,31 @@ func httpToken(t APIToken) httpapi.Token {
 	return ht
 }
 
-var grantMsg = regexp.MustCompile(`^grants\[(\d+)\]: (.*)$`)
-
-// tokenField finds, in an error of httpapi.Config.Validate about token t
-// (at index i of the list validated), the field at fault (relative to
-// the token) and the message without the token's name, which the field
-// path gives.
-func tokenField(t APIToken, i int, msg string) (field, rest string) {
-	for _, prefix := range []string{fmt.Sprintf("token[%s]: ", t.Name), fmt.Sprintf("tokens[%d]: ", i)} {
-		if r, ok := strings.CutPrefix(msg, prefix); ok {
-			msg = r
-			break
-		}
+// tokenField is the field of token t at fault (relative to the token)
+// and what to say of it: te's, with advice where the manifest can give
+// some.
+func tokenField(t APIToken, te *httpapi.TokenError) (field, msg string) {
+	if te.Grant < 0 || te.Grant >= len(t.Grants) {
+		return te.Field, te.Msg
 	}
-	switch {
-	case strings.HasPrefix(msg, "the name "):
-		return "name", msg
-	case strings.HasPrefix(msg, "the token "), strings.HasPrefix(msg, "the same token "):
-		return "token", msg
+	g := t.Grants[te.Grant]
+	gp := indexPath("grants", te.Grant)
+	switch te.Field {
+	case gp + ".channels":
+		return te.Field, te.Msg + ": give channel name patterns, such as [\"*\"] or [\"orders.*\"]"
+	case gp + ".actions":
+		return te.Field, te.Msg + ": give " + orList(apiActions)
 	}
-	m := grantMsg.FindStringSubmatch(msg)
-	if m == nil {
-		return "", msg
-	}
-	j, _ := strconv.Atoi(m[1])
-	gp, rest := indexPath("grants", j), m[2]
-	if j >= len(t.Grants) {
-		return gp, rest
-	}
-	g := t.Grants[j]
-	switch {
-	case strings.HasPrefix(rest, "no channels"):
-		return gp + ".channels", rest + ": give channel name patterns, such as [\"*\"] or [\"orders.*\"]"
-	case strings.HasPrefix(rest, "an empty channel pattern"):
-		return indexPath(gp+".channels", slices.Index(g.Channels, "")), rest
-	case strings.HasPrefix(rest, "no actions"):
-		return gp + ".actions", rest + ": give " + orList(apiActions)
-	case strings.HasPrefix(rest, "unknown action"):
-		for k, a := range g.Actions {
-			if !slices.Contains(apiActions, a) {
-				msg := fmt.Sprintf("unknown action %q: want %s", a, orList(apiActions))
-				if s := suggest(a, apiActions); s != "" {
-					msg += fmt.Sprintf(" (did you mean %q?)", s)
-				}
-				return indexPath(gp+".actions", k), msg
+	for k, a := range g.Actions {
+		if te.Field == indexPath(gp+".actions", k) {
+			msg := fmt.Sprintf("unknown action %q: want %s", a, orList(apiActions))
+			if s := suggest(a, apiActions); s != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", s)
 			}
+			return te.Field, msg
 		}
 	}
-	return gp, rest
+	return te.Field, te.Msg
 }
 
 // readTokensFile reads and checks api.tokens_file (the field at path);
