@@ -270,7 +270,16 @@ func (d EventData) MarshalJSON() ([]byte, error) {
 	if err := d.Validate(); err != nil {
 		return nil, err
 	}
-	b := make([]byte, 0, 32+d.Size()*4/3)
+	b, err := d.appendTagged(make([]byte, 0, 32+d.Size()*4/3))
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// appendTagged appends the tagged form of d, {"kind":...,"value":...}, on
+// one line. d must be valid.
+func (d EventData) appendTagged(b []byte) ([]byte, error) {
 	b = append(b, `{"kind":"`...)
 	b = append(b, d.kind.String()...)
 	b = append(b, '"')
@@ -280,13 +289,13 @@ func (d EventData) MarshalJSON() ([]byte, error) {
 	b = append(b, `,"value":`...)
 	b, err := d.appendValue(b)
 	if err != nil {
-		return nil, err
+		return b, err
 	}
 	return append(b, '}'), nil
 }
 
 // appendValue appends the JSON value of d, the "value" of its tagged form
-// (null for null data). d must be valid.
+// (null for null data), on one line. d must be valid.
 func (d EventData) appendValue(b []byte) ([]byte, error) {
 	switch d.kind {
 	case KindNull:
@@ -314,7 +323,15 @@ func (d EventData) appendValue(b []byte) ([]byte, error) {
 		b = base64.StdEncoding.AppendEncode(b, d.raw)
 		b = append(b, '"')
 	case KindJSON:
-		b = append(b, d.raw...)
+		if !bytes.ContainsAny(d.raw, "\n\r") {
+			return append(b, d.raw...), nil
+		}
+		// A document with line breaks, compacted to one line.
+		buf := bytes.NewBuffer(b)
+		if err := json.Compact(buf, d.raw); err != nil {
+			return b, err
+		}
+		b = buf.Bytes()
 	}
 	return b, nil
 }

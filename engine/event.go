@@ -141,24 +141,11 @@ func (e *Event) AppendJSON(dst []byte) ([]byte, error) {
 		dst = e.Timestamp().AppendFormat(dst, time.RFC3339Nano)
 		dst = append(dst, '"')
 	}
-	dst = append(dst, `,"data":{"kind":"`...)
-	dst = append(dst, e.Data.kind.String()...)
-	dst = append(dst, '"')
-	if e.Data.kind != KindNull {
-		dst = append(dst, `,"value":`...)
-		if e.Data.kind == KindJSON && bytes.ContainsAny(e.Data.raw, "\n\r") {
-			var err error
-			if dst, err = appendCompact(dst, e.Data.raw); err != nil {
-				return dst, e.errorf("data: %w", err)
-			}
-		} else {
-			var err error
-			if dst, err = e.Data.appendValue(dst); err != nil {
-				return dst, e.errorf("data: %w", err)
-			}
-		}
+	dst = append(dst, `,"data":`...)
+	dst, err := e.Data.appendTagged(dst)
+	if err != nil {
+		return dst, e.errorf("data: %w", err)
 	}
-	dst = append(dst, '}')
 	if len(e.Metadata) > 0 {
 		dst = append(dst, `,"metadata":{`...)
 		for i, k := range slices.Sorted(maps.Keys(e.Metadata)) {
@@ -172,16 +159,6 @@ func (e *Event) AppendJSON(dst []byte) ([]byte, error) {
 		dst = append(dst, '}')
 	}
 	return append(dst, '}'), nil
-}
-
-// appendCompact appends the JSON document raw without insignificant white
-// space.
-func appendCompact(dst, raw []byte) ([]byte, error) {
-	buf := bytes.NewBuffer(dst)
-	if err := json.Compact(buf, raw); err != nil {
-		return dst, err
-	}
-	return buf.Bytes(), nil
 }
 
 // UnmarshalJSON implements json.Unmarshaler for the form written by
