@@ -23,14 +23,12 @@ const (
 	MetricStreams         = "aegis.api.streams"
 )
 
-// Attributes of the API's spans and metrics.
+// Attributes of the API's spans and metrics: OpenTelemetry's HTTP ones,
+// and the engine's for the channel, the events and the error.
 const (
-	attrMethod  = attribute.Key("http.request.method")
-	attrRoute   = attribute.Key("http.route")
-	attrStatus  = attribute.Key("http.response.status_code")
-	attrChannel = attribute.Key("aegis.channel")
-	attrEvents  = attribute.Key("aegis.events")
-	attrErrType = attribute.Key("error.type")
+	attrMethod = attribute.Key("http.request.method")
+	attrRoute  = attribute.Key("http.route")
+	attrStatus = attribute.Key("http.response.status_code")
 )
 
 // telemetry is the API's instruments; the zero value records nothing.
@@ -112,7 +110,7 @@ func (t *telemetry) startPublish(r *http.Request, channel string, events []engin
 	if t.tracer != nil {
 		ctx, span = t.tracer.Start(ctx, "publish "+channel, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
 			attrMethod.String(r.Method), attrRoute.String("/v1/channels/{channel}/events"),
-			attrChannel.String(channel), attrEvents.Int(len(events))))
+			engine.AttrChannel.String(channel), engine.AttrEvents.Int(len(events))))
 	}
 	if !trace.SpanContextFromContext(ctx).IsValid() {
 		return ctx, span
@@ -134,7 +132,7 @@ func (t *telemetry) startPublish(r *http.Request, channel string, events []engin
 func endPublish(span trace.Span, e *Error) {
 	if e != nil {
 		span.SetStatus(codes.Error, e.Message)
-		span.SetAttributes(attrErrType.String(e.Code), attrStatus.Int(e.Status))
+		span.SetAttributes(engine.AttrErrorType.String(e.Code), attrStatus.Int(e.Status))
 	} else {
 		span.SetAttributes(attrStatus.Int(http.StatusOK))
 	}
